@@ -1,0 +1,97 @@
+"""Create or verify the sessions collection's indexes and bring in existing sessions."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.core.management.base import BaseCommand, CommandError, CommandParser
+from pymongo.collection import Collection
+
+from mongo_sessions.connection import get_target, mongo_operation
+from mongo_sessions.exceptions import SessionStoreError
+from mongo_sessions.indexes import apply_index_changes, plan_index_changes, seed_ttl_index
+from mongo_sessions.migration import import_db_sessions, migrate_seed_sessions
+
+
+class Command(BaseCommand):
+    help = (
+        "Create or verify the indexes of the MongoDB sessions collection; optionally copy "
+        "sessions from Django's database backend or convert django-mongo-sessions 0.x ones."
+    )
+
+    def add_arguments(self, parser: CommandParser) -> None:
+        parser.add_argument(
+            "--check",
+            action="store_true",
+            help="Only report what would change; exit with status 1 if anything would.",
+        )
+        parser.add_argument(
+            "--import-db",
+            action="store_true",
+            help="Copy the live sessions of Django's database backend (django_session).",
+        )
+        parser.add_argument(
+            "--database",
+            default="default",
+            help="Database alias holding django_session, for --import-db (default: default).",
+        )
+        parser.add_argument(
+            "--timeout",
+            type=float,
+            default=600.0,
+            help="Seconds the whole command may spend on MongoDB (default: 600).",
+        )
+        parser.add_argument(
+            "--migrate-seed",
+            action="store_true",
+            help="Convert documents written by django-mongo-sessions 0.x and drop its TTL index.",
+        )
+
+    def handle(self, *args: Any, **options: Any) -> None:
+        try:
+            self._handle(**options)
+        except SessionStoreError as e:
+            raise CommandError(str(e)) from e
+
+    def _handle(self, **options: Any) -> None:
+        collection = get_target().collection
+        self.stdout.write(f"Sessions collection: {collection.full_name}")
+        # Index builds and copies may outlast a request's timeout: bound the whole run.
+        with mongo_operation("setup", timeout=options["timeout"]):
+            self._run(collection, **options)
+
+    def _run(self, collection: Collection[Any], **options: Any) -> None:
+        actions = plan_index_changes(collection)
+        seed_index = seed_ttl_index(collection)
+        if options["check"]:
+            for action in actions:
+                self.stdout.write(f"would {action.description}")
+            if seed_index is not None:
+                self.stdout.write(
+                    f"found index {seed_index['name']} of django-mongo-sessions 0.x: "
+                    "run with --migrate-seed"
+                )
+            if actions:
+                raise CommandError(f"{len(actions)} index change(s) needed")
+            self.stdout.write(self.style.SUCCESS("Indexes are as expected."))
+            return
+        for line in apply_index_changes(collection, actions):
+            self.stdout.write(line)
+        if not actions:
+            self.stdout.write("Indexes are as expected; nothing changed.")
+        if options["import_db"]:
+            report = import_db_sessions(collection, options["database"])
+            self.stdout.write(
+                f"imported {report.copied} session(s) from django_session, "
+                f"{report.already_present} already present, "
+                f"{report.skipped} expired or invalid skipped"
+            )
+        if options["migrate_seed"]:
+            report, dropped = migrate_seed_sessions(collection)
+            self.stdout.write(
+                f"converted {report.copied} django-mongo-sessions 0.x session(s), "
+                f"{report.already_present} already present, {report.skipped} expired skipped"
+            )
+            if dropped:
+                self.stdout.write(f"dropped index {dropped} of django-mongo-sessions 0.x")
+        self.stdout.write(self.style.SUCCESS("Done."))

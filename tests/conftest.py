@@ -1,0 +1,107 @@
+"""Fixtures: a live MongoDB-wire server over TCP, and a fresh collection per test.
+
+By default a SecantusDB server is started on 127.0.0.1 for the session. Set
+MONGO_SESSIONS_TEST_URL to run the suite against a real mongod instead.
+"""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import Iterator
+from typing import Any
+
+import pymongo
+import pytest
+from pymongo import monitoring
+
+from mongo_sessions import connection
+from tests.servers import ServerProcess, remove_storage, temporary_storage, wait_for_ping
+
+TEST_URL = os.environ.get("MONGO_SESSIONS_TEST_URL")
+TEST_DB = "mongo_sessions_tests"
+
+
+@pytest.fixture(scope="session")
+def mongo_url() -> Iterator[str]:
+    """The URL (without database) of the live server the tests use."""
+    if TEST_URL:
+        wait_for_ping(TEST_URL)
+        yield TEST_URL
+        return
+    storage = temporary_storage()
+    server = ServerProcess(storage_path=storage / "data").start()
+    try:
+        wait_for_ping(server.url)
+        yield server.url
+    finally:
+        server.stop()
+        remove_storage(storage)
+
+
+@pytest.fixture(scope="session")
+def mongo_client(mongo_url: str) -> Iterator[pymongo.MongoClient[dict[str, Any]]]:
+    """A client of the tests' own, to look at the server behind the package's back."""
+    client: pymongo.MongoClient[dict[str, Any]] = pymongo.MongoClient(
+        mongo_url, serverSelectionTimeoutMS=5000, tz_aware=True
+    )
+    yield client
+    client.close()
+
+
+@pytest.fixture(autouse=True)
+def sessions_collection(
+    request: pytest.FixtureRequest, settings: Any
+) -> Iterator[pymongo.collection.Collection[dict[str, Any]] | None]:
+    """Point the package at a collection of its own for each test, and drop it after."""
+    if "no_mongo" in request.keywords:
+        yield None
+        return
+    mongo_url = request.getfixturevalue("mongo_url")
+    client = request.getfixturevalue("mongo_client")
+    name = f"sessions_{uuid.uuid4().hex[:12]}"
+    settings.MONGO_SESSIONS_URL = mongo_url.rstrip("/") + f"/{TEST_DB}"
+    settings.MONGO_SESSIONS_COLLECTION = name
+    collection = client[TEST_DB][name]
+    yield collection
+    connection.reset()
+    collection.drop()
+
+
+class CommandCounter(monitoring.CommandListener):
+    """Count the commands a client sends, by name, ignoring the driver's own."""
+
+    IGNORED = frozenset({"hello", "ismaster", "isMaster", "ping", "endSessions", "saslStart",
+                         "saslContinue", "buildInfo", "getLastError"})  # fmt: skip
+
+    def __init__(self) -> None:
+        self.commands: list[str] = []
+
+    def started(self, event: monitoring.CommandStartedEvent) -> None:
+        if event.command_name not in self.IGNORED:
+            self.commands.append(event.command_name)
+
+    def succeeded(self, event: monitoring.CommandSucceededEvent) -> None:
+        pass
+
+    def failed(self, event: monitoring.CommandFailedEvent) -> None:
+        pass
+
+    def reset(self) -> None:
+        self.commands.clear()
+
+    @property
+    def writes(self) -> list[str]:
+        return [c for c in self.commands if c in {"insert", "update", "delete", "findAndModify"}]
+
+
+@pytest.fixture
+def command_counter(settings: Any) -> CommandCounter:
+    """Make the package's clients report their commands to a counter."""
+    counter = CommandCounter()
+    settings.MONGO_SESSIONS_CLIENT_OPTIONS = {"event_listeners": [counter]}
+    return counter
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line("markers", "no_mongo: the test needs no MongoDB server")

@@ -1,0 +1,3 @@
+"""URLs of the test project: none are needed, the middleware is driven directly."""
+
+urlpatterns: list[object] = []
