@@ -400,6 +400,8 @@ def test_json_contract_cart_login_sessions_logout(
         assert timedelta(days=29, hours=23) < remaining <= timedelta(days=30)
         assert browser.get("/cart/").json() == {"cart": {"apple": 2}, "total": "1.00"}
         assert browser.get("/login/").json() == {"user": "demo"}
+        detail = browser.get("/session/", accept="text/html").text
+        assert '"_auth_user_hash": "(hidden)"' in detail.replace("&quot;", '"')
 
         # A second device logs in without "remember me": a browser-session cookie.
         phone = Client(base)

@@ -38,6 +38,10 @@ CATALOGUE: dict[str, Decimal] = {
     "coffee": Decimal("7.00"),
 }
 
+#: Session values not to show on /session/ (a hash derived from the password hash).
+HIDDEN_KEYS = frozenset({"_auth_user_hash"})
+HIDDEN = "(hidden)"
+
 #: "Remember me" keeps the login this long; otherwise it ends with the browser.
 REMEMBER_ME_AGE = timedelta(days=30)
 
@@ -314,7 +318,12 @@ def session_detail(request: HttpRequest) -> HttpResponse:
             "created_at": _aware(document.get("created_at")) if document else None,
             "user_id": document.get("user_id") if document else None,
             "stored_data": document.get("data") if document else None,
-            "session_data": json.dumps(data, indent=2, sort_keys=True, default=str),
+            "session_data": json.dumps(
+                {k: HIDDEN if k in HIDDEN_KEYS else v for k, v in data.items()},
+                indent=2,
+                sort_keys=True,
+                default=str,
+            ),
             "connection": info,
         },
     )
