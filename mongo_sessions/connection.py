@@ -155,22 +155,24 @@ def get_target() -> Target:
 
 
 def get_collection() -> Collection[dict[str, Any]]:
-    """Return the sessions collection, creating its indexes on first use."""
+    """Return the sessions collection, creating its indexes on first use.
+
+    Call it inside ``mongo_operation()``: the first call talks to the server.
+    """
     global _sync_collection
     collection = _sync_collection
     if collection is not None:
         return collection
     collection = get_target().collection
     if conf.MONGO_SESSIONS_AUTO_INDEX and collection.full_name not in _indexed:
-        with mongo_operation("index creation"):
-            indexes.ensure_indexes(collection)
+        indexes.ensure_indexes(collection)
         _indexed.add(collection.full_name)
     _sync_collection = collection
     return collection
 
 
 async def aget_collection() -> AsyncCollection[Any]:
-    """Return the sessions collection for the running event loop."""
+    """Return the sessions collection for the running event loop (inside mongo_operation)."""
     loop = asyncio.get_running_loop()
     entry = _async_clients.get(loop)
     if entry is not None:
@@ -182,8 +184,7 @@ async def aget_collection() -> AsyncCollection[Any]:
         target.collection_name, codec_options=CODEC_OPTIONS
     )
     if conf.MONGO_SESSIONS_AUTO_INDEX and collection.full_name not in _indexed:
-        with mongo_operation("index creation"):
-            await indexes.aensure_indexes(collection)
+        await indexes.aensure_indexes(collection)
         _indexed.add(collection.full_name)
     _async_clients[loop] = (client, collection)
     return collection
@@ -211,8 +212,8 @@ def ping() -> None:
 
 async def aping() -> None:
     """Check that the server answers within the timeout, from async code."""
-    collection = await aget_collection()
     with mongo_operation("ping"):
+        collection = await aget_collection()
         await collection.database.command("ping")
 
 

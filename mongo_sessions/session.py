@@ -70,8 +70,8 @@ class SessionStore(SessionBase):
         session_key = self.session_key
         if session_key is None:
             return {}
-        collection = get_collection()
         with mongo_operation("load", session_key):
+            collection = get_collection()
             document = collection.find_one(_live(session_key), projection=_DATA_ONLY)
         return self._loaded(document)
 
@@ -79,8 +79,8 @@ class SessionStore(SessionBase):
         session_key = self.session_key
         if session_key is None:
             return {}
-        collection = await aget_collection()
         with mongo_operation("load", session_key):
+            collection = await aget_collection()
             document = await collection.find_one(_live(session_key), projection=_DATA_ONLY)
         return self._loaded(document)
 
@@ -94,15 +94,15 @@ class SessionStore(SessionBase):
     def exists(self, session_key: str) -> bool:
         if not self._validate_session_key(session_key):
             return False
-        collection = get_collection()
         with mongo_operation("exists", session_key):
+            collection = get_collection()
             return collection.find_one(_live(session_key), projection=_ID_ONLY) is not None
 
     async def aexists(self, session_key: str) -> bool:
         if not self._validate_session_key(session_key):
             return False
-        collection = await aget_collection()
         with mongo_operation("exists", session_key):
+            collection = await aget_collection()
             return await collection.find_one(_live(session_key), projection=_ID_ONLY) is not None
 
     # Writing.
@@ -134,10 +134,10 @@ class SessionStore(SessionBase):
             return self.create()
         session_key: str = self.session_key
         data = self._get_session(no_load=must_create)
-        collection = get_collection()
         if must_create:
             document = self._new_document(session_key, data)
             with mongo_operation("create", session_key):
+                collection = get_collection()
                 try:
                     collection.insert_one(document)
                 except DuplicateKeyError as e:
@@ -145,6 +145,7 @@ class SessionStore(SessionBase):
         else:
             update = self._update(data)
             with mongo_operation("save", session_key):
+                collection = get_collection()
                 result = collection.update_one({"_id": session_key}, update)
             if result.matched_count == 0:
                 # Deleted by another request (a logout): never bring it back.
@@ -156,10 +157,10 @@ class SessionStore(SessionBase):
             return await self.acreate()
         session_key: str = self.session_key
         data = await self._asession_for_save(no_load=must_create)
-        collection = await aget_collection()
         if must_create:
             document = self._new_document(session_key, data)
             with mongo_operation("create", session_key):
+                collection = await aget_collection()
                 try:
                     await collection.insert_one(document)
                 except DuplicateKeyError as e:
@@ -167,6 +168,7 @@ class SessionStore(SessionBase):
         else:
             update = self._update(data)
             with mongo_operation("save", session_key):
+                collection = await aget_collection()
                 result = await collection.update_one({"_id": session_key}, update)
             if result.matched_count == 0:
                 raise UpdateError
@@ -190,8 +192,8 @@ class SessionStore(SessionBase):
             session_key = self.session_key
         if not self._validate_session_key(session_key):
             return
-        collection = get_collection()
         with mongo_operation("delete", session_key):
+            collection = get_collection()
             collection.delete_one({"_id": session_key})
 
     async def adelete(self, session_key: str | None = None) -> None:
@@ -201,20 +203,20 @@ class SessionStore(SessionBase):
             session_key = self.session_key
         if not self._validate_session_key(session_key):
             return
-        collection = await aget_collection()
         with mongo_operation("delete", session_key):
+            collection = await aget_collection()
             await collection.delete_one({"_id": session_key})
 
     @classmethod
     def clear_expired(cls) -> None:
-        collection = get_collection()
         with mongo_operation("clear_expired"):
+            collection = get_collection()
             collection.delete_many({"expire_date": {"$lte": utc_now()}})
 
     @classmethod
     async def aclear_expired(cls) -> None:
-        collection = await aget_collection()
         with mongo_operation("clear_expired"):
+            collection = await aget_collection()
             await collection.delete_many({"expire_date": {"$lte": utc_now()}})
 
     # The document.

@@ -53,32 +53,32 @@ def _to_user_session(document: dict[str, Any]) -> UserSession:
 
 def revoke_user_sessions(user: Any, keep: str | SessionBase | None = None) -> int:
     """Delete every session of ``user`` except ``keep``; return how many were deleted."""
-    collection = get_collection()
     with mongo_operation("revoke_user_sessions"):
+        collection = get_collection()
         result = collection.delete_many(_revoke_filter(user, keep))
     return result.deleted_count
 
 
 async def arevoke_user_sessions(user: Any, keep: str | SessionBase | None = None) -> int:
     """Delete every session of ``user`` except ``keep``, from async code."""
-    collection = await aget_collection()
     with mongo_operation("revoke_user_sessions"):
+        collection = await aget_collection()
         result = await collection.delete_many(_revoke_filter(user, keep))
     return result.deleted_count
 
 
 def user_sessions(user: Any) -> list[UserSession]:
     """List the live sessions of ``user``, newest first."""
-    collection = get_collection()
     with mongo_operation("user_sessions"):
+        collection = get_collection()
         documents = list(collection.find(_live_filter(user), projection=_LISTED_FIELDS))
     return _sorted(documents)
 
 
 async def auser_sessions(user: Any) -> list[UserSession]:
     """List the live sessions of ``user``, newest first, from async code."""
-    collection = await aget_collection()
     with mongo_operation("user_sessions"):
+        collection = await aget_collection()
         documents = await collection.find(_live_filter(user), projection=_LISTED_FIELDS).to_list()
     return _sorted(documents)
 

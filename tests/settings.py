@@ -21,3 +21,5 @@ DEFAULT_AUTO_FIELD = "django.db.models.AutoField"
 MONGO_SESSIONS_COLLECTION = "sessions_under_test"
 # MONGO_SESSIONS_URL and MONGO_DB_NAME are set by conftest.py once the server is up.
 LOGGING_CONFIG = None
+# Fast hashing: the tests create users, they do not test password storage.
+PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
