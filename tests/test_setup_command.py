@@ -1,0 +1,124 @@
+"""manage.py mongo_sessions_setup: indexes, --check, --import-db and --migrate-seed."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta, timezone
+from io import StringIO
+from typing import Any
+
+import pytest
+from bson import ObjectId
+from django.contrib.sessions.backends.db import SessionStore as DbSessionStore
+from django.core.management import call_command
+from django.core.management.base import CommandError
+
+from mongo_sessions.session import SessionStore
+from tests.conftest import CommandCounter
+
+
+def setup(*args: str) -> str:
+    out = StringIO()
+    call_command("mongo_sessions_setup", *args, stdout=out)
+    return out.getvalue()
+
+
+def index_specs(collection: Any) -> dict[str, Any]:
+    return collection.index_information()
+
+
+def test_creates_indexes_and_is_idempotent(sessions_collection: Any) -> None:
+    first = setup()
+    assert "created index expire_date_1" in first
+    assert "created index user_id_1" in first
+    specs = index_specs(sessions_collection)
+    assert specs["expire_date_1"]["expireAfterSeconds"] == 0
+    assert specs["user_id_1"]["sparse"] is True
+    assert "nothing changed" in setup()
+
+
+def test_check_only_reports(sessions_collection: Any) -> None:
+    sessions_collection.insert_one({"_id": "x"})
+    with pytest.raises(CommandError, match="2 index change"):
+        setup("--check")
+    assert set(index_specs(sessions_collection)) == {"_id_"}
+    setup()
+    assert "Indexes are as expected" in setup("--check")
+
+
+def test_changes_a_ttl_index_with_other_seconds_in_place(sessions_collection: Any) -> None:
+    sessions_collection.create_index("expire_date", expireAfterSeconds=3600, name="expire_date_1")
+    output = setup()
+    assert "changed index expire_date_1 in place with collMod" in output
+    assert index_specs(sessions_collection)["expire_date_1"]["expireAfterSeconds"] == 0
+
+
+def test_turns_a_plain_index_into_a_ttl_index(sessions_collection: Any) -> None:
+    sessions_collection.create_index("expire_date", name="expire_date_plain")
+    output = setup()
+    # collMod or the bridge replacement: either way the command says which.
+    assert "expire_date_plain" in output
+    assert ("collMod" in output) or ("bridge" in output)
+    ttl = [s for s in index_specs(sessions_collection).values() if "expireAfterSeconds" in s]
+    assert len(ttl) == 1
+    assert ttl[0]["expireAfterSeconds"] == 0
+
+
+def test_auto_index_off_sends_no_create_indexes(
+    settings: Any, sessions_collection: Any, command_counter: CommandCounter
+) -> None:
+    settings.MONGO_SESSIONS_AUTO_INDEX = False
+    SessionStore().create()
+    assert "createIndexes" not in command_counter.commands
+    assert set(index_specs(sessions_collection)) == {"_id_"}
+
+
+def test_auto_index_on_creates_them_once_per_process(
+    sessions_collection: Any, command_counter: CommandCounter
+) -> None:
+    for _ in range(3):
+        SessionStore().create()
+    assert command_counter.commands.count("createIndexes") == 1
+    assert "expire_date_1" in index_specs(sessions_collection)
+
+
+@pytest.mark.django_db
+def test_import_db_copies_live_sessions_and_logs_nobody_out(sessions_collection: Any) -> None:
+    live = DbSessionStore()
+    live.update({"_auth_user_id": "5", "cart": ["apple"]})
+    live.save()
+    expired = DbSessionStore()
+    expired.set_expiry(-60)
+    expired.save()
+    output = setup("--import-db")
+    assert "imported 1 session(s)" in output
+    assert "1 expired or invalid skipped" in output
+    # The same cookie now works with the MongoDB engine, and the user index knows it.
+    assert SessionStore(live.session_key)["cart"] == ["apple"]
+    assert sessions_collection.find_one({"_id": live.session_key})["user_id"] == "5"
+    assert "0 session(s)" in setup("--import-db")  # re-running copies nothing twice
+    assert "1 already present" in setup("--import-db")
+
+
+def test_migrate_seed_converts_old_documents(sessions_collection: Any, settings: Any) -> None:
+    settings.MONGO_SESSIONS_TTL = 3600
+    encoded = SessionStore().encode({"_auth_user_id": "9", "theme": "dark"})
+    created = datetime.now(timezone.utc) - timedelta(minutes=10)
+    sessions_collection.create_index("creation_date", expireAfterSeconds=3600)
+    sessions_collection.insert_many(
+        [
+            {"_id": ObjectId(), "session_key": "s" * 32, "session_data": encoded,
+             "creation_date": created},
+            {"_id": ObjectId(), "session_key": "o" * 32, "session_data": encoded,
+             "creation_date": created - timedelta(hours=2)},
+        ]
+    )  # fmt: skip
+    output = setup("--migrate-seed")
+    assert "converted 1 django-mongo-sessions 0.x session(s)" in output
+    assert "1 expired skipped" in output
+    assert "dropped index creation_date_1" in output
+    assert SessionStore("s" * 32)["theme"] == "dark"
+    document = sessions_collection.find_one({"_id": "s" * 32})
+    assert document["user_id"] == "9"
+    assert abs(document["expire_date"] - (created + timedelta(hours=1))) < timedelta(seconds=1)
+    assert sessions_collection.count_documents({"session_key": {"$exists": True}}) == 0
+    assert "creation_date_1" not in index_specs(sessions_collection)
