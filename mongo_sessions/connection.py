@@ -260,9 +260,21 @@ def mongo_operation(
             operation, "the session is larger than MongoDB's 16 MB document limit"
         ) from e
     except InvalidDocument as e:
-        raise SessionDataError(operation, redact(str(e), session_key)) from e
+        raise SessionDataError(operation, redact(str(e), session_key)) from _cause(e, session_key)
     except PyMongoError as e:
-        raise _translate(operation, e, session_key) from e
+        raise _translate(operation, e, session_key) from _cause(e, session_key)
+
+
+def _cause(error: Exception, session_key: str | None) -> Exception | None:
+    """Return the driver error to chain, or None when its text holds the session key.
+
+    Log handlers print chained exceptions in full, and a server error can name the
+    document's _id (a validator's errInfo.failingDocumentId): that text is kept
+    only in the package's own message, where the key is redacted.
+    """
+    if session_key and session_key in str(error):
+        return None
+    return error
 
 
 def _translate(operation: str, error: PyMongoError, session_key: str | None) -> SessionStoreError:
