@@ -37,9 +37,11 @@ class Command(BaseCommand):
         username: str = settings.DEMO_USERNAME
         password: str = settings.DEMO_PASSWORD
         user_model = get_user_model()
-        user, created = user_model._default_manager.get_or_create(
-            **{user_model.USERNAME_FIELD: username}
-        )
+        lookup = {str(user_model.USERNAME_FIELD): username}
+        user = user_model._default_manager.filter(**lookup).first()
+        created = user is None
+        if user is None:
+            user = user_model(**lookup)
         if created or not user.check_password(password):
             user.set_password(password)
             user.save()

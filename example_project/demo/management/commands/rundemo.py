@@ -25,7 +25,7 @@ import time
 from importlib.util import find_spec
 from pathlib import Path
 from types import FrameType
-from typing import Any, ClassVar
+from typing import Any
 
 from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError, CommandParser
@@ -75,7 +75,7 @@ class Command(BaseCommand):
         "Run the demo: an embedded MongoDB-wire server unless MONGO_SESSIONS_URL is set, "
         "the migrations and demo user, and gunicorn."
     )
-    requires_system_checks: ClassVar[list[str]] = []  # nothing to check before MongoDB runs
+    requires_system_checks = ()  # nothing to check before MongoDB runs
 
     def add_arguments(self, parser: CommandParser) -> None:
         parser.add_argument("--host", default="127.0.0.1", help="address gunicorn binds to")
@@ -283,8 +283,11 @@ def _mongo_answers(url: str) -> bool:
     from pymongo.errors import PyMongoError
 
     try:
-        with pymongo.MongoClient(url, serverSelectionTimeoutMS=1000, connectTimeoutMS=1000) as c:
-            c.admin.command("ping")
+        client: pymongo.MongoClient[dict[str, Any]]
+        with pymongo.MongoClient(
+            url, serverSelectionTimeoutMS=1000, connectTimeoutMS=1000
+        ) as client:
+            client.admin.command("ping")
     except PyMongoError:
         return False
     return True
