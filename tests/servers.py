@@ -134,6 +134,8 @@ def remove_storage(path: Path) -> None:
 
 # --- Helpers of the reliability tests (faults, auth, TLS, the demo under load) ---
 
+from typing import Any  # noqa: E402  (appended section: the module's head is left as it was)
+
 
 class FailCommand:
     """Arm and disarm the server's ``failCommand`` failpoint for one client application.
@@ -143,7 +145,7 @@ class FailCommand:
     the tests' own client can always turn it off again.
     """
 
-    def __init__(self, client: pymongo.MongoClient[dict[str, object]], app_name: str) -> None:
+    def __init__(self, client: pymongo.MongoClient[Any], app_name: str) -> None:
         self.admin = client.admin
         self.app_name = app_name
 
@@ -173,14 +175,14 @@ class FailCommand:
         self.admin.command("configureFailPoint", "failCommand", mode="off")
 
 
-def is_replica_set(client: pymongo.MongoClient[dict[str, object]]) -> bool:
+def is_replica_set(client: pymongo.MongoClient[Any]) -> bool:
     """Whether the server is a replica-set member: retryable writes need one."""
     return "setName" in client.admin.command("hello")
 
 
 @dataclass
 class ServerProcessWithArgs(ServerProcess):
-    """A ServerProcess started with extra command-line flags (e.g. ``--sync-on-commit``)."""
+    """A ServerProcess whose launcher gets extra flags (e.g. ``--sync-on-commit``)."""
 
     extra_args: list[str] = field(default_factory=list)
 
@@ -198,8 +200,6 @@ class ServerProcessWithArgs(ServerProcess):
         if self.test_commands:
             command.append("--enable-test-commands")
         command += self.extra_args
-        # A file, not a pipe: nobody reads the pipe while the tests run, and a full
-        # pipe would block the server.
         self.log_path = self.storage_path.parent / f"secantusd-{self.port}.log"
         with self.log_path.open("ab") as log:
             self.process = subprocess.Popen(
@@ -267,7 +267,6 @@ def make_tls_files(directory: Path, name: str) -> TlsFiles:
 
 # --- The demo site (example_project) as a subprocess, and an HTTP client for it ---
 
-REPO_ROOT = Path(__file__).resolve().parent.parent
 DEMO_MANAGE_PY = REPO_ROOT / "example_project" / "manage.py"
 
 
