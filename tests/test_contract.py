@@ -173,10 +173,12 @@ def test_user_id_field_follows_login_and_logout(sessions_collection: Any) -> Non
     assert "user_id" not in stored(sessions_collection, session.session_key)
 
 
-def test_clear_expired_and_clearsessions(sessions_collection: Any) -> None:
+def test_clear_expired_and_clearsessions(sessions_collection: Any, settings: Any) -> None:
+    # No TTL index: the monitor must not remove the expired documents before we do.
+    settings.MONGO_SESSIONS_AUTO_INDEX = False
     live, dead = SessionStore(), SessionStore()
     live.create()
-    dead.set_expiry(-10)  # already past: only clear_expired or the TTL monitor removes it
+    dead.set_expiry(-10)  # already past: only clear_expired removes it here
     dead.save()
     assert sessions_collection.count_documents({}) == 2
     SessionStore.clear_expired()
@@ -254,12 +256,15 @@ async def test_async_create_error_cycle_key_flush(sessions_collection: Any) -> N
 
 
 @requires_async_api
-async def test_async_clear_expired(sessions_collection: Any) -> None:
-    dead = SessionStore()
+async def test_async_clear_expired(sessions_collection: Any, settings: Any) -> None:
+    settings.MONGO_SESSIONS_AUTO_INDEX = False
+    live, dead = SessionStore(), SessionStore()
+    await live.acreate()
     await dead.aset_expiry(-10)
     await dead.asave()
+    assert sessions_collection.count_documents({}) == 2
     await SessionStore.aclear_expired()
-    assert sessions_collection.count_documents({}) == 0
+    assert [d["_id"] for d in sessions_collection.find()] == [live.session_key]
 
 
 @requires_async_api
