@@ -103,7 +103,8 @@ def test_migrate_seed_converts_old_documents(sessions_collection: Any, settings:
     settings.MONGO_SESSIONS_TTL = 3600
     encoded = SessionStore().encode({"_auth_user_id": "9", "theme": "dark"})
     created = datetime.now(timezone.utc) - timedelta(minutes=10)
-    sessions_collection.create_index("creation_date", expireAfterSeconds=3600)
+    # Longer than the 2 h old document's age: the TTL monitor must not race the command.
+    sessions_collection.create_index("creation_date", expireAfterSeconds=3 * 3600)
     sessions_collection.insert_many(
         [
             {"_id": ObjectId(), "session_key": "s" * 32, "session_data": encoded,
