@@ -56,7 +56,8 @@ class Settings:
 
     @property
     def MONGO_SESSIONS_TTL(self) -> int:
-        return getattr(settings, "MONGO_SESSIONS_TTL", settings.SESSION_COOKIE_AGE)
+        ttl: int = getattr(settings, "MONGO_SESSIONS_TTL", settings.SESSION_COOKIE_AGE)
+        return ttl
 
     @property
     def MONGO_SESSIONS_TIMEOUT(self) -> float:

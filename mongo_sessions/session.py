@@ -40,6 +40,8 @@ def utc_now() -> datetime:
 class SessionStore(SessionBase):
     """Store sessions in MongoDB, one document per session."""
 
+    _session_cache: dict[str, Any]
+
     def _validate_session_key(self, key: Any) -> bool:
         return isinstance(key, str) and SESSION_KEY_PATTERN.fullmatch(key) is not None
 
@@ -133,7 +135,7 @@ class SessionStore(SessionBase):
         if self.session_key is None:
             return self.create()
         session_key: str = self.session_key
-        data = self._get_session(no_load=must_create)
+        data = self._get_session(no_load=must_create)  # type: ignore[attr-defined]
         if must_create:
             document = self._new_document(session_key, data)
             with mongo_operation("create", session_key):
