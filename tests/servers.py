@@ -218,7 +218,10 @@ def provision_user(storage_path: Path, database: str, username: str, password: s
     server = ServerProcess(storage_path=storage_path, test_commands=False).start()
     try:
         wait_for_ping(server.url)
-        with pymongo.MongoClient(server.url, serverSelectionTimeoutMS=5000) as client:
+        client: pymongo.MongoClient[dict[str, Any]] = pymongo.MongoClient(
+            server.url, serverSelectionTimeoutMS=5000
+        )
+        with client:
             client[database].command(
                 "createUser", username, pwd=password, roles=[{"role": "readWrite", "db": database}]
             )

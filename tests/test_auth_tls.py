@@ -122,7 +122,8 @@ def test_host_style_credentials_authenticate_against_the_db_name(
     host_style(settings, auth_server)
     key = round_trip()
     assert connection.describe_connection()["style"] == "host"
-    with pymongo.MongoClient(auth_server.url()) as client:
+    client: pymongo.MongoClient[dict[str, Any]] = pymongo.MongoClient(auth_server.url())
+    with client:
         collection = client[DATABASE][settings.MONGO_SESSIONS_COLLECTION]
         assert collection.count_documents({"_id": key}) == 1
         index_names = {index["name"] for index in collection.list_indexes()}

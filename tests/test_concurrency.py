@@ -112,7 +112,7 @@ def test_many_processes_create_sessions_at_once(
     # The parent's client exists before the fork: children must not share it.
     SessionStore().save()
     sessions_collection.delete_many({})
-    context = multiprocessing.get_context(start_method)
+    context: Any = multiprocessing.get_context(start_method)
     barrier = context.Barrier(PROCESSES)
     results = context.Queue()
     children = [

@@ -26,7 +26,7 @@ from typing import Any
 
 import pymongo
 import pytest
-from django.contrib.auth import get_user_model
+from django.contrib.auth.models import User
 from django.http import HttpRequest, JsonResponse
 from django.test import Client
 from django.urls import path
@@ -405,7 +405,7 @@ def sessionid_cookie_cleared(response: Any) -> bool:
 def test_middleware_load_failure_is_an_error_not_a_logout(
     fail_command: FailCommand, fault_logs: pytest.LogCaptureFixture
 ) -> None:
-    user = get_user_model().objects.create_user("alice", password="not-used-here")
+    user = User.objects.create_user("alice", password="not-used-here")
     browser = Client(raise_request_exception=False)
     browser.force_login(user)
     assert browser.get("/bump/").json() == {"visits": 1}
