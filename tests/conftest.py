@@ -11,6 +11,7 @@ import uuid
 from collections.abc import Iterator
 from typing import Any
 
+import django
 import pymongo
 import pytest
 from pymongo import monitoring
@@ -19,6 +20,10 @@ from mongo_sessions import connection
 from tests.servers import ServerProcess, remove_storage, temporary_storage, wait_for_ping
 
 TEST_URL = os.environ.get("MONGO_SESSIONS_TEST_URL")
+# SessionBase has its async API (aget, aset, acycle_key...) from Django 5.1 on.
+requires_async_api = pytest.mark.skipif(
+    django.VERSION < (5, 1), reason="Django < 5.1 has no async session API"
+)
 TEST_DB = "mongo_sessions_tests"
 
 

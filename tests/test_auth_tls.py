@@ -25,6 +25,7 @@ import pytest
 from mongo_sessions import connection
 from mongo_sessions.exceptions import SessionStoreError, SessionStoreUnavailable
 from mongo_sessions.session import SessionStore
+from tests.conftest import requires_async_api
 from tests.servers import (
     ServerProcess,
     TlsFiles,
@@ -130,6 +131,7 @@ def test_host_style_credentials_authenticate_against_the_db_name(
     assert "expire_date_1" in index_names  # readWrite may create the indexes
 
 
+@requires_async_api
 async def test_host_style_credentials_from_async_code(
     auth_server: AuthServer, settings: Any
 ) -> None:
@@ -231,6 +233,7 @@ def test_tls_with_ca_file_in_client_options(tls_servers: TlsServers, settings: A
     round_trip()
 
 
+@requires_async_api
 async def test_tls_from_async_code(tls_servers: TlsServers, settings: Any) -> None:
     use_settings(
         settings,

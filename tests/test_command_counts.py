@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from typing import Any
 
-import django
 import pytest
 from django.contrib.sessions.middleware import SessionMiddleware
 from django.http import HttpRequest, HttpResponse
@@ -12,7 +11,7 @@ from django.test import RequestFactory
 
 from mongo_sessions import connection
 from mongo_sessions.session import SessionStore
-from tests.conftest import CommandCounter
+from tests.conftest import CommandCounter, requires_async_api
 
 
 @pytest.fixture
@@ -112,7 +111,7 @@ def test_request_cycle_load_modify_save_is_two_commands(counter: CommandCounter)
     assert counter.commands == ["find", "update"]
 
 
-@pytest.mark.skipif(django.VERSION < (5, 1), reason="Django < 5.1 has no async session API")
+@requires_async_api
 async def test_async_counts_match_sync(command_counter: CommandCounter) -> None:
     await connection.aget_collection()
     command_counter.reset()

@@ -5,7 +5,6 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-import django
 import pytest
 from django.contrib.sessions.backends.base import CreateError, UpdateError
 from django.core import signing
@@ -14,10 +13,7 @@ from pymongo.asynchronous.collection import AsyncCollection
 
 from mongo_sessions import connection
 from mongo_sessions.session import SessionStore
-
-requires_async_api = pytest.mark.skipif(
-    django.VERSION < (5, 1), reason="Django < 5.1 has no async session API"
-)
+from tests.conftest import requires_async_api
 
 
 def stored(collection: Any, key: str | None) -> dict[str, Any] | None:

@@ -34,7 +34,7 @@ from django.urls import path
 from mongo_sessions import connection
 from mongo_sessions.exceptions import SessionStoreError, SessionStoreUnavailable
 from mongo_sessions.session import SessionStore
-from tests.conftest import TEST_DB, CommandCounter
+from tests.conftest import TEST_DB, CommandCounter, requires_async_api
 from tests.servers import (
     FailCommand,
     ServerProcess,
@@ -251,6 +251,7 @@ def test_server_error_on_create_leaves_no_document(
     assert sessions_collection.count_documents({}) == 0
 
 
+@requires_async_api
 async def test_server_error_on_async_load_and_save(fail_command: FailCommand) -> None:
     store = SessionStore()
     store["visits"] = 1
@@ -309,6 +310,7 @@ def test_blocked_server_fails_within_the_timeout_then_recovers(
     assert connection.get_target() is target_before
 
 
+@requires_async_api
 async def test_blocked_server_fails_async_save_within_the_timeout(
     fail_command: FailCommand, settings: Any
 ) -> None:

@@ -5,12 +5,12 @@ from __future__ import annotations
 from datetime import datetime, timedelta, timezone
 from typing import Any
 
-import django
 import pytest
 from django.contrib.auth.models import User
 
 import mongo_sessions
 from mongo_sessions.session import SessionStore
+from tests.conftest import requires_async_api
 
 pytestmark = pytest.mark.django_db
 
@@ -91,7 +91,7 @@ def test_per_user_queries_use_the_user_index(alice: Any, sessions_collection: An
     assert "user_id_1" in str(plan["winningPlan"])
 
 
-@pytest.mark.skipif(django.VERSION < (5, 1), reason="Django < 5.1 has no async session API")
+@requires_async_api
 async def test_async_twins(sessions_collection: Any) -> None:
     user = User(pk=7, username="carol")  # unsaved: the lookup needs only its pk
     current = SessionStore()
