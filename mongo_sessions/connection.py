@@ -280,6 +280,13 @@ def _cause(error: Exception, session_key: str | None) -> Exception | None:
 def _translate(operation: str, error: PyMongoError, session_key: str | None) -> SessionStoreError:
     """Return the package's exception for a driver error, without the session key."""
     detail = redact(str(error), session_key)
+    if "certificate verify failed" in detail.lower():
+        # Otherwise reported as a timeout: say what the operator must fix.
+        return SessionStoreUnavailable(
+            operation,
+            f"the server's TLS certificate is not trusted (check tlsCAFile): "
+            f"{type(error).__name__}: {detail}",
+        )
     if isinstance(error, ConnectionFailure | ExecutionTimeout) or error.timeout:
         return SessionStoreUnavailable(
             operation,

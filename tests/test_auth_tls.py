@@ -262,6 +262,7 @@ def test_untrusted_certificate_is_refused_within_the_timeout(
 
     assert elapsed < TIMEOUT + MARGIN, f"refused after {elapsed:.2f} s"
     assert "certificate verify failed" in str(raised.value).lower()
+    assert "TLS certificate is not trusted" in str(raised.value)
 
 
 def test_plain_client_against_a_tls_server_fails_within_the_timeout(
