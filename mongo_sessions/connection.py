@@ -62,9 +62,14 @@ class Target:
 _lock = threading.Lock()
 _target: Target | None = None
 _sync_collection: Collection[dict[str, Any]] | None = None
-_async_clients: weakref.WeakKeyDictionary[
-    asyncio.AbstractEventLoop, tuple[AsyncMongoClient[dict[str, Any]], AsyncCollection[Any]]
-] = weakref.WeakKeyDictionary()
+# Per event loop: the collection of its AsyncMongoClient, and once its indexes are
+# ensured, the same collection in _async_ready (the fast path).
+_async_collections: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, AsyncCollection[Any]] = (
+    weakref.WeakKeyDictionary()
+)
+_async_ready: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, AsyncCollection[Any]] = (
+    weakref.WeakKeyDictionary()
+)
 # Collections (by full name) whose indexes this process has already ensured.
 _indexed: set[str] = set()
 
@@ -174,19 +179,23 @@ def get_collection() -> Collection[dict[str, Any]]:
 async def aget_collection() -> AsyncCollection[Any]:
     """Return the sessions collection for the running event loop (inside mongo_operation)."""
     loop = asyncio.get_running_loop()
-    entry = _async_clients.get(loop)
-    if entry is not None:
-        return entry[1]
-    target = get_target()
-    # AsyncMongoClient binds to the event loop it first runs on: one per loop.
-    client: AsyncMongoClient[dict[str, Any]] = AsyncMongoClient(**target.async_client_kwargs)
-    collection = client[target.database_name].get_collection(
-        target.collection_name, codec_options=CODEC_OPTIONS
-    )
+    collection = _async_ready.get(loop)
+    if collection is not None:
+        return collection
+    collection = _async_collections.get(loop)
+    if collection is None:
+        target = get_target()
+        # AsyncMongoClient binds to the event loop it first runs on: one per loop,
+        # kept even if the index creation below fails, so that a retry reuses it.
+        client: AsyncMongoClient[dict[str, Any]] = AsyncMongoClient(**target.async_client_kwargs)
+        collection = client[target.database_name].get_collection(
+            target.collection_name, codec_options=CODEC_OPTIONS
+        )
+        _async_collections[loop] = collection
     if conf.MONGO_SESSIONS_AUTO_INDEX and collection.full_name not in _indexed:
         await indexes.aensure_indexes(collection)
         _indexed.add(collection.full_name)
-    _async_clients[loop] = (client, collection)
+    _async_ready[loop] = collection
     return collection
 
 
@@ -207,7 +216,7 @@ def describe_connection() -> dict[str, str]:
 def ping() -> None:
     """Check that the server answers within the timeout."""
     with mongo_operation("ping"):
-        get_target().client[get_target().database_name].command("ping")
+        get_target().collection.database.command("ping")
 
 
 async def aping() -> None:
@@ -224,7 +233,8 @@ def reset() -> None:
         target, _target, _sync_collection = _target, None, None
         _indexed.clear()
         # Async clients cannot be closed from sync code; they end with their loop.
-        _async_clients.clear()
+        _async_collections.clear()
+        _async_ready.clear()
     if target is not None and target.owns_client:
         target.client.close()
 
@@ -235,7 +245,8 @@ def _forget_after_fork() -> None:
     _lock = threading.Lock()
     _target = None
     _sync_collection = None
-    _async_clients.clear()
+    _async_collections.clear()
+    _async_ready.clear()
 
 
 os.register_at_fork(after_in_child=_forget_after_fork)
