@@ -19,7 +19,7 @@ from django.core.exceptions import ImproperlyConfigured
 from mongo_sessions import connection
 from mongo_sessions.exceptions import SessionStoreUnavailable
 from mongo_sessions.session import SessionStore
-from tests.conftest import TEST_DB
+from tests.conftest import TEST_DB, requires_async_api
 from tests.servers import REPO_ROOT, free_port
 
 OTHER_DB = "mongo_sessions_tests_other"
@@ -245,3 +245,15 @@ def test_no_network_io_at_import_setup_or_checks() -> None:
     )
     assert result.returncode == 0, result.stderr
     assert "no network I/O" in result.stdout
+
+
+@requires_async_api
+async def test_async_client_is_kept_when_first_use_fails(settings: Any) -> None:
+    settings.MONGO_SESSIONS_URL = f"mongodb://127.0.0.1:{free_port()}/nowhere"
+    settings.MONGO_SESSIONS_TIMEOUT = 0.3
+    for _ in range(2):
+        with pytest.raises(SessionStoreUnavailable, match="session load failed"):
+            await SessionStore("f" * 32).aload()
+    # One AsyncMongoClient for this event loop, reused by the second attempt.
+    assert len(connection._async_collections) == 1
+    assert len(connection._async_ready) == 0
