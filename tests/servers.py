@@ -27,11 +27,6 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-def secantusd_executable() -> str:
-    candidate = Path(sys.executable).with_name("secantusd-py")
-    return str(candidate) if candidate.exists() else "secantusd-py"
-
-
 @dataclass
 class ServerProcess:
     """A SecantusDB server running as a child process."""
@@ -43,6 +38,8 @@ class ServerProcess:
     ttl_sweep_seconds: float = 1.0
     tls_cert_file: str | None = None
     tls_key_file: str | None = None
+    # Further launcher flags, e.g. ["--sync-on-commit"].
+    extra_args: list[str] = field(default_factory=list)
     process: subprocess.Popen[bytes] | None = None
     log_path: Path | None = None
 
@@ -64,6 +61,7 @@ class ServerProcess:
             command.append("--enable-test-commands")
         if self.tls_cert_file and self.tls_key_file:
             command += ["--tls-cert-file", self.tls_cert_file, "--tls-key-file", self.tls_key_file]
+        command += self.extra_args
         # A file, not a pipe: nobody reads the pipe while the tests run, and a full
         # pipe would block the server.
         self.log_path = self.storage_path.parent / f"secantusd-{self.port}.log"
@@ -178,35 +176,6 @@ class FailCommand:
 def is_replica_set(client: pymongo.MongoClient[Any]) -> bool:
     """Whether the server is a replica-set member: retryable writes need one."""
     return "setName" in client.admin.command("hello")
-
-
-@dataclass
-class ServerProcessWithArgs(ServerProcess):
-    """A ServerProcess whose launcher gets extra flags (e.g. ``--sync-on-commit``)."""
-
-    extra_args: list[str] = field(default_factory=list)
-
-    def start(self) -> ServerProcess:
-        # As ServerProcess.start, with the extra flags appended.
-        self.storage_path.mkdir(parents=True, exist_ok=True)
-        command = [
-            sys.executable, "-m", "tests.secantus_launcher",
-            "--port", str(self.port),
-            "--storage-path", str(self.storage_path),
-            "--ttl-sweep-seconds", str(self.ttl_sweep_seconds),
-        ]  # fmt: skip
-        if self.auth:
-            command.append("--auth")
-        if self.test_commands:
-            command.append("--enable-test-commands")
-        command += self.extra_args
-        self.log_path = self.storage_path.parent / f"secantusd-{self.port}.log"
-        with self.log_path.open("ab") as log:
-            self.process = subprocess.Popen(
-                command, cwd=REPO_ROOT, stdout=log, stderr=subprocess.STDOUT
-            )
-        self._wait_until_listening()
-        return self
 
 
 def provision_user(storage_path: Path, database: str, username: str, password: str) -> None:

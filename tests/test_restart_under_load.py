@@ -41,7 +41,6 @@ from tests.servers import (
     DemoProcess,
     HttpClient,
     ServerProcess,
-    ServerProcessWithArgs,
     remove_storage,
     temporary_storage,
     wait_for_ping,
@@ -186,7 +185,7 @@ def verify_stored(run: Run) -> dict[str, int]:
 @pytest.fixture
 def mongo_on_disk(settings: Any) -> Iterator[ServerProcess]:
     storage = temporary_storage()
-    server = ServerProcessWithArgs(storage_path=storage / "data", extra_args=SERVER_FLAGS)
+    server = ServerProcess(storage_path=storage / "data", extra_args=SERVER_FLAGS)
     server.start()
     try:
         wait_for_ping(server.url)
