@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import uuid
 from datetime import datetime, timedelta, timezone
 from io import StringIO
 from typing import Any
@@ -14,6 +15,7 @@ from django.core.management.base import CommandError
 
 from mongo_sessions.session import SessionStore
 from tests.conftest import CommandCounter
+from tests.servers import FailCommand
 
 
 def setup(*args: str) -> str:
@@ -123,3 +125,25 @@ def test_migrate_seed_converts_old_documents(sessions_collection: Any, settings:
     assert abs(document["expire_date"] - (created + timedelta(hours=1))) < timedelta(seconds=1)
     assert sessions_collection.count_documents({"session_key": {"$exists": True}}) == 0
     assert "creation_date_1" not in index_specs(sessions_collection)
+
+
+def test_bridge_replacement_when_collmod_is_refused(
+    sessions_collection: Any, settings: Any, mongo_client: Any
+) -> None:
+    """Without collMod, a bridge TTL index covers the swap: expiry never stops."""
+    app_name = f"setup-{uuid.uuid4().hex[:8]}"
+    settings.MONGO_SESSIONS_CLIENT_OPTIONS = {"appname": app_name}
+    failpoint = FailCommand(mongo_client, app_name)
+    if (reason := failpoint.refusal()) is not None:
+        pytest.skip(reason)
+    sessions_collection.create_index("expire_date", expireAfterSeconds=3600, name="expire_date_1")
+    failpoint.arm(["collMod"], errorCode=13)  # as for an account without collMod rights
+    try:
+        output = setup()
+    finally:
+        failpoint.off()
+    assert "replaced index expire_date_1" in output
+    assert "through a bridge TTL index" in output
+    specs = index_specs(sessions_collection)
+    assert specs["expire_date_1"]["expireAfterSeconds"] == 0
+    assert "expire_date_1_bridge" not in specs
