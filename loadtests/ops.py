@@ -37,7 +37,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import unquote, urlsplit
 
-from pymongo import monitoring
+from mongo_sessions.testing import CommandCounter
 
 from . import report
 from .common import (
@@ -80,25 +80,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 # --- counting what goes to each store ---------------------------------------------
 
 
-class MongoCommandListener(monitoring.CommandListener):
-    """Record the name of each command the package's client sends."""
-
-    IGNORED = frozenset({"hello", "ismaster", "isMaster", "ping", "endSessions", "buildInfo"})
-
-    def __init__(self) -> None:
-        self.commands: list[str] = []
-
-    def started(self, event: monitoring.CommandStartedEvent) -> None:
-        if event.command_name not in self.IGNORED:
-            self.commands.append(event.command_name)
-
-    def succeeded(self, event: monitoring.CommandSucceededEvent) -> None:
-        pass
-
-    def failed(self, event: monitoring.CommandFailedEvent) -> None:
-        pass
-
-
 @dataclass
 class Engine:
     """One session engine and how to count what a call sends to its store."""
@@ -114,7 +95,7 @@ class Engine:
     created_keys: list[str] = field(default_factory=list)
 
 
-def _mongo_engine(listener: MongoCommandListener, server: str) -> Engine:
+def _mongo_engine(listener: CommandCounter, server: str) -> Engine:
     from django.conf import settings
 
     from mongo_sessions import connection
@@ -459,9 +440,7 @@ def time_calls(
 # --- setup and cleanup ----------------------------------------------------------------
 
 
-def configure_django(
-    mongo_url: str, collection: str, listener: MongoCommandListener, tmp: Path
-) -> None:
+def configure_django(mongo_url: str, collection: str, listener: CommandCounter, tmp: Path) -> None:
     import django
     from django.conf import settings
 
@@ -557,7 +536,7 @@ def main(args: argparse.Namespace) -> int:
     for note in notes:
         print(note)
     with _workdir() as tmp, mongo_for_run(tmp / "mongo") as (mongo_url, embedded):
-        listener = MongoCommandListener()
+        listener = CommandCounter()
         configure_django(mongo_url, f"ops_{secrets.token_hex(6)}", listener, tmp)
         engines = [
             _mongo_engine(listener, describe_mongo(mongo_url, embedded)),

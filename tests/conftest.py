@@ -14,9 +14,9 @@ from typing import Any
 import django
 import pymongo
 import pytest
-from pymongo import monitoring
 
 from mongo_sessions import connection
+from mongo_sessions.testing import CommandCounter
 from tests.servers import ServerProcess, remove_storage, temporary_storage, wait_for_ping
 
 TEST_URL = os.environ.get("MONGO_SESSIONS_TEST_URL")
@@ -71,33 +71,6 @@ def sessions_collection(
     yield collection
     connection.reset()
     collection.drop()
-
-
-class CommandCounter(monitoring.CommandListener):
-    """Count the commands a client sends, by name, ignoring the driver's own."""
-
-    IGNORED = frozenset({"hello", "ismaster", "isMaster", "ping", "endSessions", "saslStart",
-                         "saslContinue", "buildInfo", "getLastError"})  # fmt: skip
-
-    def __init__(self) -> None:
-        self.commands: list[str] = []
-
-    def started(self, event: monitoring.CommandStartedEvent) -> None:
-        if event.command_name not in self.IGNORED:
-            self.commands.append(event.command_name)
-
-    def succeeded(self, event: monitoring.CommandSucceededEvent) -> None:
-        pass
-
-    def failed(self, event: monitoring.CommandFailedEvent) -> None:
-        pass
-
-    def reset(self) -> None:
-        self.commands.clear()
-
-    @property
-    def writes(self) -> list[str]:
-        return [c for c in self.commands if c in {"insert", "update", "delete", "findAndModify"}]
 
 
 @pytest.fixture

@@ -1,0 +1,49 @@
+"""Helpers for tests of sites using mongo_sessions: count what the store sends."""
+
+from __future__ import annotations
+
+from pymongo import monitoring
+
+# Commands the driver sends on its own (handshakes, monitoring, auth, cleanup).
+DRIVER_COMMANDS = frozenset(
+    {
+        "hello",
+        "ismaster",
+        "isMaster",
+        "ping",
+        "endSessions",
+        "saslStart",
+        "saslContinue",
+        "buildInfo",
+        "getLastError",
+    }
+)
+WRITE_COMMANDS = frozenset({"insert", "update", "delete", "findAndModify"})
+
+
+class CommandCounter(monitoring.CommandListener):
+    """Record the name of each command a client sends, leaving out the driver's own.
+
+    Give it to the package's clients with
+    ``MONGO_SESSIONS_CLIENT_OPTIONS = {"event_listeners": [counter]}``.
+    """
+
+    def __init__(self) -> None:
+        self.commands: list[str] = []
+
+    def started(self, event: monitoring.CommandStartedEvent) -> None:
+        if event.command_name not in DRIVER_COMMANDS:
+            self.commands.append(event.command_name)
+
+    def succeeded(self, event: monitoring.CommandSucceededEvent) -> None:
+        pass
+
+    def failed(self, event: monitoring.CommandFailedEvent) -> None:
+        pass
+
+    def reset(self) -> None:
+        self.commands.clear()
+
+    @property
+    def writes(self) -> list[str]:
+        return [name for name in self.commands if name in WRITE_COMMANDS]
