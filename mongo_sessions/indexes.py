@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
 from dataclasses import dataclass
 from typing import Any
@@ -47,6 +48,11 @@ def ensure_indexes(collection: Collection[Any]) -> None:
         collection.create_indexes(EXPECTED_INDEXES)
     except OperationFailure as e:
         _log_auto_index_failure(collection.full_name, e)
+        # The server refuses the whole command for one conflicting index: build
+        # the others one by one, so that a conflict on one does not cost the rest.
+        for model in EXPECTED_INDEXES:
+            with contextlib.suppress(OperationFailure):  # already reported above
+                collection.create_indexes([model])
 
 
 async def aensure_indexes(collection: AsyncCollection[Any]) -> None:
@@ -55,6 +61,9 @@ async def aensure_indexes(collection: AsyncCollection[Any]) -> None:
         await collection.create_indexes(EXPECTED_INDEXES)
     except OperationFailure as e:
         _log_auto_index_failure(collection.full_name, e)
+        for model in EXPECTED_INDEXES:
+            with contextlib.suppress(OperationFailure):  # already reported above
+                await collection.create_indexes([model])
 
 
 def _log_auto_index_failure(full_name: str, error: OperationFailure) -> None:

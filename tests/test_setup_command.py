@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import uuid
 from datetime import datetime, timedelta, timezone
 from io import StringIO
@@ -14,7 +15,7 @@ from django.core.management import call_command
 from django.core.management.base import CommandError
 
 from mongo_sessions.session import SessionStore
-from tests.conftest import CommandCounter
+from tests.conftest import CommandCounter, requires_async_api
 from tests.servers import FailCommand
 
 
@@ -147,3 +148,30 @@ def test_bridge_replacement_when_collmod_is_refused(
     specs = index_specs(sessions_collection)
     assert specs["expire_date_1"]["expireAfterSeconds"] == 0
     assert "expire_date_1_bridge" not in specs
+
+
+def test_auto_index_conflict_is_logged_and_does_not_cost_the_other_index(
+    sessions_collection: Any, caplog: pytest.LogCaptureFixture
+) -> None:
+    # An expire_date index with other options (as an older setup may have left).
+    sessions_collection.create_index("expire_date", expireAfterSeconds=3600, name="expire_date_1")
+    with caplog.at_level(logging.WARNING, logger="mongo_sessions"):
+        session = SessionStore()
+        session.create()
+    assert "mongo_sessions_setup" in caplog.text
+    specs = index_specs(sessions_collection)
+    assert "user_id_1" in specs
+    # Left for the command to repair; sessions work meanwhile.
+    assert specs["expire_date_1"]["expireAfterSeconds"] == 3600
+    assert SessionStore(session.session_key).exists(session.session_key)
+
+
+@requires_async_api
+async def test_async_auto_index_conflict_does_not_cost_the_other_index(
+    sessions_collection: Any, caplog: pytest.LogCaptureFixture
+) -> None:
+    sessions_collection.create_index("expire_date", expireAfterSeconds=3600, name="expire_date_1")
+    with caplog.at_level(logging.WARNING, logger="mongo_sessions"):
+        await SessionStore().acreate()
+    assert "mongo_sessions_setup" in caplog.text
+    assert "user_id_1" in index_specs(sessions_collection)
