@@ -262,3 +262,23 @@ async def test_async_client_is_kept_when_first_use_fails(settings: Any) -> None:
     # One AsyncMongoClient for this event loop, reused by the second attempt.
     assert len(connection._async_collections) == 1
     assert len(connection._async_ready) == 0
+
+
+def test_ping_and_describe_connection(settings: Any, mongo_url: str) -> None:
+    connection.ping()
+    description = connection.describe_connection()
+    assert set(description) == {"style", "address", "database", "collection"}
+    assert "@" not in description["address"]
+    settings.MONGO_SESSIONS_URL = f"mongodb://127.0.0.1:{free_port()}/nowhere"
+    settings.MONGO_SESSIONS_TIMEOUT = 0.3
+    with pytest.raises(SessionStoreUnavailable, match="session ping failed"):
+        connection.ping()
+
+
+@requires_async_api
+async def test_aping(settings: Any) -> None:
+    await connection.aping()
+    settings.MONGO_SESSIONS_URL = f"mongodb://127.0.0.1:{free_port()}/nowhere"
+    settings.MONGO_SESSIONS_TIMEOUT = 0.3
+    with pytest.raises(SessionStoreUnavailable, match="session ping failed"):
+        await connection.aping()
