@@ -253,6 +253,7 @@ class SessionUser(HttpUser):
         return bool(options and options.save_every_request)
 
     _recovering = False
+    visits = 0  # the counter value this user last saw; subclasses reset it in start_over
 
     def on_start(self) -> None:
         self.start_over()
@@ -339,6 +340,14 @@ class SessionUser(HttpUser):
     def post(self, path: str, *, name: str, data: dict[str, str], **kwargs: Any) -> Any:
         return self.call("POST", path, name=name, data=data, **kwargs)
 
+    def count_visit_checked(self, name: str = "/counter/") -> bool:
+        """Visit the counter, which must show one more than this user saw; keep it if so."""
+        visits = self.visits + 1
+        if self.call("GET", "/counter/", name=name, check=expect_visits(visits)):
+            self.visits = visits
+            return True
+        return False
+
     def read_expectation(self) -> bool | None:
         """What a read on an existing session must do with the cookie.
 
@@ -361,8 +370,7 @@ class AnonymousVisitor(SessionUser):
     def arrive(self) -> None:
         """A new visitor: no cookie; the first counter visit creates the session."""
         self.start_over()
-        if self.call("GET", "/counter/", name="/counter/ [new session]", check=expect_visits(1)):
-            self.visits = 1
+        self.count_visit_checked("/counter/ [new session]")
 
     @task(6)
     def read_cart(self) -> None:
@@ -386,9 +394,7 @@ class AnonymousVisitor(SessionUser):
 
     @task(1)
     def count_again(self) -> None:
-        visits = self.visits + 1
-        if self.call("GET", "/counter/", name="/counter/", check=expect_visits(visits)):
-            self.visits = visits
+        self.count_visit_checked()
 
 
 class Shopper(SessionUser):
@@ -440,9 +446,7 @@ class Shopper(SessionUser):
     @task(1)
     def count_visit(self) -> None:
         # A write to another key of the same session: it must not lose the cart.
-        visits = self.visits + 1
-        if self.call("GET", "/counter/", name="/counter/", check=expect_visits(visits)):
-            self.visits = visits
+        if self.count_visit_checked():
             self.wrote = True
 
     @task(1)
@@ -463,15 +467,13 @@ class ReturningVisitor(SessionUser):
         # The stored expiry last seen (mongo_sessions only, through /session/),
         # or None when a write since then may have moved it.
         self.expire_date: datetime | None = None
-        if self.call("GET", "/counter/", name="/counter/ [new session]", check=expect_visits(1)):
-            self.visits = 1
-            if self.post(
-                "/cart/add/",
-                name="/cart/add/",
-                data={"item": "coffee"},
-                check=expect_cart({"coffee": 1}),
-            ):
-                self.cart = {"coffee": 1}
+        if self.count_visit_checked("/counter/ [new session]") and self.post(
+            "/cart/add/",
+            name="/cart/add/",
+            data={"item": "coffee"},
+            check=expect_cart({"coffee": 1}),
+        ):
+            self.cart = {"coffee": 1}
 
     @task(6)
     def view_cart(self) -> None:
@@ -512,9 +514,7 @@ class ReturningVisitor(SessionUser):
 
     @task(1)
     def count_visit(self) -> None:
-        visits = self.visits + 1
-        if self.call("GET", "/counter/", name="/counter/", check=expect_visits(visits)):
-            self.visits = visits
+        if self.count_visit_checked():
             self.expire_date = None  # written: the expiry moved
 
 
