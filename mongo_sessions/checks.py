@@ -270,9 +270,10 @@ def check_server(
     """With --deploy: ping the server and verify the collection's indexes."""
     if check_settings():
         return []  # The settings errors say it all; connecting would only add noise.
-    from .connection import get_target, mongo_operation
+    from .connection import get_target
     from .exceptions import SessionStoreError
     from .indexes import plan_index_changes, seed_ttl_index
+    from .operation import mongo_operation
 
     try:
         target = get_target()

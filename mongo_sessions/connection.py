@@ -3,18 +3,14 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import os
 import threading
 import weakref
-from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import timezone
 from typing import Any
 
-import pymongo
 from bson.codec_options import CodecOptions
-from bson.errors import InvalidDocument
 from django.core.exceptions import ImproperlyConfigured
 from django.core.signals import setting_changed
 from django.dispatch import receiver
@@ -23,18 +19,10 @@ from pymongo import AsyncMongoClient, MongoClient
 from pymongo.asynchronous.collection import AsyncCollection
 from pymongo.collection import Collection
 from pymongo.database import Database
-from pymongo.errors import (
-    ConnectionFailure,
-    DocumentTooLarge,
-    ExecutionTimeout,
-    OperationFailure,
-    PyMongoError,
-)
 
 from . import indexes
 from .conf import CONNECTION_SETTINGS, DEFAULT_CLIENT_OPTIONS, conf
-from .exceptions import SessionDataError, SessionStoreError, SessionStoreUnavailable
-from .redaction import redact
+from .operation import mongo_operation
 
 # Datetimes come back aware and in UTC whatever the client's own codec options.
 CODEC_OPTIONS: CodecOptions[dict[str, Any]] = CodecOptions(tz_aware=True, tzinfo=timezone.utc)
@@ -256,54 +244,3 @@ os.register_at_fork(after_in_child=_forget_after_fork)
 def _on_setting_changed(*, setting: str, **kwargs: Any) -> None:
     if setting in CONNECTION_SETTINGS:
         reset()
-
-
-@contextlib.contextmanager
-def mongo_operation(
-    operation: str, session_key: str | None = None, timeout: float | None = None
-) -> Iterator[None]:
-    """Bound the enclosed MongoDB calls in time and wrap driver errors."""
-    try:
-        with pymongo.timeout(timeout or conf.MONGO_SESSIONS_TIMEOUT):
-            yield
-    except DocumentTooLarge as e:
-        raise SessionDataError(
-            operation, "the session is larger than MongoDB's 16 MB document limit"
-        ) from e
-    except InvalidDocument as e:
-        raise SessionDataError(operation, redact(str(e), session_key)) from _cause(e, session_key)
-    except PyMongoError as e:
-        raise _translate(operation, e, session_key) from _cause(e, session_key)
-
-
-def _cause(error: Exception, session_key: str | None) -> Exception | None:
-    """Return the driver error to chain, or None when its text holds the session key.
-
-    Log handlers print chained exceptions in full, and a server error can name the
-    document's _id (a validator's errInfo.failingDocumentId): that text is kept
-    only in the package's own message, where the key is redacted.
-    """
-    if session_key and session_key in str(error):
-        return None
-    return error
-
-
-def _translate(operation: str, error: PyMongoError, session_key: str | None) -> SessionStoreError:
-    """Return the package's exception for a driver error, without the session key."""
-    detail = redact(str(error), session_key)
-    if "certificate verify failed" in detail.lower():
-        # Otherwise reported as a timeout: say what the operator must fix.
-        return SessionStoreUnavailable(
-            operation,
-            f"the server's TLS certificate is not trusted (check tlsCAFile): "
-            f"{type(error).__name__}: {detail}",
-        )
-    if isinstance(error, ConnectionFailure | ExecutionTimeout) or error.timeout:
-        return SessionStoreUnavailable(
-            operation,
-            f"MongoDB did not answer in time or dropped the connection "
-            f"(timeout {conf.MONGO_SESSIONS_TIMEOUT} s; {type(error).__name__}: {detail})",
-        )
-    if isinstance(error, OperationFailure):
-        return SessionStoreError(operation, f"MongoDB refused it (code {error.code}): {detail}")
-    return SessionStoreError(operation, f"{type(error).__name__}: {detail}")

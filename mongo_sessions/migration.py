@@ -12,9 +12,10 @@ from pymongo import InsertOne
 from pymongo.collection import Collection
 from pymongo.errors import BulkWriteError
 
+from .clock import utc_now
 from .conf import conf
 from .indexes import SEED_TTL_FIELD, seed_ttl_index
-from .session import SessionStore, utc_now
+from .session import SessionStore
 
 BATCH_SIZE = 500
 DUPLICATE_KEY = 11000

@@ -19,9 +19,11 @@ from django.utils import timezone as django_timezone
 from django.utils.crypto import get_random_string
 from pymongo.errors import DuplicateKeyError
 
+from .clock import utc_now
 from .conf import conf
-from .connection import aget_collection, get_collection, mongo_operation
+from .connection import aget_collection, get_collection
 from .exceptions import SessionDataError, SessionStoreError
+from .operation import mongo_operation
 
 suspicious_logger = logging.getLogger("django.security.SuspiciousSession")
 
@@ -31,10 +33,6 @@ SESSION_KEY_PATTERN = re.compile(r"[a-z0-9]{8,64}")
 # A random 32-character key colliding is not expected in the lifetime of the
 # universe; a loop that keeps failing means something else is wrong.
 MAX_CREATE_ATTEMPTS = 10
-
-
-def utc_now() -> datetime:
-    return datetime.now(timezone.utc)
 
 
 class SessionStore(SessionBase):

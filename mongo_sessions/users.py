@@ -8,10 +8,11 @@ from typing import Any
 
 from django.contrib.sessions.backends.base import SessionBase
 
-from .connection import aget_collection, get_collection, mongo_operation
+from .clock import utc_now
+from .connection import aget_collection, get_collection
 from .indexes import USER_FIELD
+from .operation import mongo_operation
 from .redaction import hash_session_key
-from .session import utc_now
 
 
 @dataclass(frozen=True)

@@ -6,25 +6,17 @@ MONGO_SESSIONS_TEST_URL to run the suite against a real mongod instead.
 
 from __future__ import annotations
 
-import os
 import uuid
 from collections.abc import Iterator
 from typing import Any
 
-import django
 import pymongo
 import pytest
 
 from mongo_sessions import connection
 from mongo_sessions.testing import CommandCounter
 from tests.servers import ServerProcess, remove_storage, temporary_storage, wait_for_ping
-
-TEST_URL = os.environ.get("MONGO_SESSIONS_TEST_URL")
-# SessionBase has its async API (aget, aset, acycle_key...) from Django 5.1 on.
-requires_async_api = pytest.mark.skipif(
-    django.VERSION < (5, 1), reason="Django < 5.1 has no async session API"
-)
-TEST_DB = "mongo_sessions_tests"
+from tests.support import TEST_DB, TEST_URL
 
 
 @pytest.fixture(scope="session")

@@ -25,7 +25,6 @@ import pytest
 from mongo_sessions import connection
 from mongo_sessions.exceptions import SessionStoreError, SessionStoreUnavailable
 from mongo_sessions.session import SessionStore
-from tests.conftest import requires_async_api
 from tests.servers import (
     ServerProcess,
     TlsFiles,
@@ -35,6 +34,7 @@ from tests.servers import (
     temporary_storage,
     wait_for_ping,
 )
+from tests.support import requires_async_api
 
 DATABASE = "appdb"
 USER = "app-user"

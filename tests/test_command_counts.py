@@ -11,7 +11,8 @@ from django.test import RequestFactory
 
 from mongo_sessions import connection
 from mongo_sessions.session import SessionStore
-from tests.conftest import CommandCounter, requires_async_api
+from mongo_sessions.testing import CommandCounter
+from tests.support import requires_async_api
 
 
 @pytest.fixture

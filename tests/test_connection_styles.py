@@ -19,8 +19,8 @@ from django.core.exceptions import ImproperlyConfigured
 from mongo_sessions import connection
 from mongo_sessions.exceptions import SessionStoreUnavailable
 from mongo_sessions.session import SessionStore
-from tests.conftest import TEST_DB, requires_async_api
 from tests.servers import REPO_ROOT, free_port
+from tests.support import TEST_DB, requires_async_api
 
 OTHER_DB = "mongo_sessions_tests_other"
 

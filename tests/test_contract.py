@@ -13,7 +13,7 @@ from pymongo.asynchronous.collection import AsyncCollection
 
 from mongo_sessions import connection
 from mongo_sessions.session import SessionStore
-from tests.conftest import requires_async_api
+from tests.support import requires_async_api
 
 
 def stored(collection: Any, key: str | None) -> dict[str, Any] | None:

@@ -34,15 +34,15 @@ from django.urls import path
 from mongo_sessions import connection
 from mongo_sessions.exceptions import SessionStoreError, SessionStoreUnavailable
 from mongo_sessions.session import SessionStore
-from tests.conftest import TEST_DB, CommandCounter, requires_async_api
+from mongo_sessions.testing import CommandCounter
+from tests.faults import FailCommand, is_replica_set
 from tests.servers import (
-    FailCommand,
     ServerProcess,
-    is_replica_set,
     remove_storage,
     temporary_storage,
     wait_for_ping,
 )
+from tests.support import TEST_DB, requires_async_api
 
 TIMEOUT = 0.5  # MONGO_SESSIONS_TIMEOUT of the timing tests, seconds
 # How much later than the timeout a failure may be reported: the driver closes

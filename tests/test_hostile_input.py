@@ -30,7 +30,7 @@ from django.core import signing
 
 from mongo_sessions.exceptions import SessionDataError
 from mongo_sessions.session import SessionStore
-from tests.conftest import CommandCounter
+from mongo_sessions.testing import CommandCounter
 from tests.servers import DemoProcess, HttpClient
 
 FRESH_KEY = re.compile(r"[a-z0-9]{32}")

@@ -17,7 +17,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from mongo_sessions.session import SessionStore
-from tests.conftest import CommandCounter
+from mongo_sessions.testing import CommandCounter
 
 JSON_SAFE_INT = 2**53 - 1
 KEY_PATTERN = re.compile(r"[a-z0-9]{8,64}")

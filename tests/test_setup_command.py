@@ -15,8 +15,9 @@ from django.core.management import call_command
 from django.core.management.base import CommandError
 
 from mongo_sessions.session import SessionStore
-from tests.conftest import CommandCounter, requires_async_api
-from tests.servers import FailCommand
+from mongo_sessions.testing import CommandCounter
+from tests.faults import FailCommand
+from tests.support import requires_async_api
 
 
 def setup(*args: str) -> str:

@@ -10,7 +10,7 @@ from django.contrib.auth.models import User
 
 import mongo_sessions
 from mongo_sessions.session import SessionStore
-from tests.conftest import requires_async_api
+from tests.support import requires_async_api
 
 pytestmark = pytest.mark.django_db
 

@@ -7,10 +7,11 @@ from typing import Any
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 from pymongo.collection import Collection
 
-from mongo_sessions.connection import get_target, mongo_operation
+from mongo_sessions.connection import get_target
 from mongo_sessions.exceptions import SessionStoreError
 from mongo_sessions.indexes import apply_index_changes, plan_index_changes, seed_ttl_index
 from mongo_sessions.migration import import_db_sessions, migrate_seed_sessions
+from mongo_sessions.operation import mongo_operation
 
 
 class Command(BaseCommand):
