@@ -31,6 +31,7 @@ from __future__ import annotations
 import json
 import logging
 import random
+import sys
 from collections.abc import Callable
 from datetime import datetime
 from decimal import Decimal
@@ -41,23 +42,21 @@ from locust import HttpUser, events, task
 from locust.clients import HttpSession
 from locust.env import Environment
 
-logger = logging.getLogger("loadtests")
+# Locust imports this file by path, with only loadtests/ on sys.path: make the
+# checkout importable (the loadtests package puts example_project/ there too).
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-#: The demo's catalogue (example_project/demo/views.py), to compute expected totals.
-CATALOGUE: dict[str, Decimal] = {
-    "apple": Decimal("0.50"),
-    "bread": Decimal("2.25"),
-    "coffee": Decimal("7.00"),
-}
-ENGINES = ("mongo_sessions", "cache", "db", "signed_cookies")
-#: Engines that keep sessions on the server, so a deleted or cycled key is dead.
-#: With signed_cookies the whole session is in the cookie: an old cookie stays
-#: valid until it expires, which is that engine's documented limitation.
-SERVER_SIDE = frozenset({"mongo_sessions", "cache", "db"})
+import loadtests  # noqa: F401 - first: it puts example_project/ (the demo package) on sys.path
+from demo.catalogue import CATALOGUE
+from demo.harness import DEMO_API
+from loadtests.matrix import SERVER_SIDE, SESSION_ENGINES
+
+logger = logging.getLogger("loadtests")
 
 SESSION_COOKIE = "sessionid"
 CSRF_COOKIE = "csrftoken"
 JSON_HEADERS = {"Accept": "application/json"}
+HTML_HEADERS = {"Accept": "text/html"}
 DEMO_USER = ("demo", "demo-password")
 
 Check = Callable[[Any], str | None]
@@ -68,7 +67,7 @@ def _add_arguments(parser: Any) -> None:
     group = parser.add_argument_group("django-mongo-sessions load test")
     group.add_argument(
         "--session-engine",
-        choices=ENGINES,
+        choices=list(SESSION_ENGINES),
         default="mongo_sessions",
         env_var="LOADTEST_SESSION_ENGINE",
         help="session engine the demo runs (DEMO_SESSION_ENGINE): decides what can be checked",
@@ -208,6 +207,13 @@ def expect_visits(visits: int) -> Check:
     return check
 
 
+def expect_text(text: str) -> Check:
+    def check(body: Any) -> str | None:
+        return None if text in str(body) else f"the page does not say {text!r}"
+
+    return check
+
+
 def expect_user(user: str | None) -> Check:
     def check(body: Any) -> str | None:
         got = body.get("user", "<missing>") if isinstance(body, dict) else body
@@ -254,6 +260,7 @@ class SessionUser(HttpUser):
 
     _recovering = False
     visits = 0  # the counter value this user last saw; subclasses reset it in start_over
+    cart: dict[str, int]  # the cart this user last saw; subclasses reset it in start_over
 
     def on_start(self) -> None:
         self.start_over()
@@ -287,15 +294,19 @@ class SessionUser(HttpUser):
         client: HttpSession | None = None,
         cookies: dict[str, str] | None = None,
         expect_session_cookie: bool | None = None,
+        page: bool = False,
     ) -> Any:
         """Make one request and validate it; return the JSON body, or None after a failure.
 
+        ``path`` is one of the demo's JSON answers (under DEMO_API), or with
+        ``page`` an HTML page, whose text ``check`` is given instead.
         ``expect_session_cookie``: True when the response must set the session
         cookie (a save), False when it must not (a read that does not write).
         A failure makes the user start over, so it does not cascade.
         """
         http = client or self.client
-        headers = dict(JSON_HEADERS)
+        headers = dict(HTML_HEADERS if page else JSON_HEADERS)
+        path = path if page else DEMO_API + path
         if method == "POST":
             token = http.cookies.get(CSRF_COOKIE)
             if token:
@@ -315,7 +326,7 @@ class SessionUser(HttpUser):
                 problem = f"HTTP {response.status_code} (expected {status}): {_snippet(response)}"
             else:
                 try:
-                    body = response.json()
+                    body = response.text if page else response.json()
                 except ValueError:
                     problem = f"not JSON: {_snippet(response)}"
             if problem is None and check is not None:
@@ -339,6 +350,25 @@ class SessionUser(HttpUser):
 
     def post(self, path: str, *, name: str, data: dict[str, str], **kwargs: Any) -> Any:
         return self.call("POST", path, name=name, data=data, **kwargs)
+
+    def add_item_checked(self) -> bool:
+        """Add an item of the catalogue; the answer must show this user's cart plus it."""
+        item = random.choice(list(CATALOGUE))
+        cart = {**self.cart, item: self.cart.get(item, 0) + 1}
+        if self.post("/cart/add/", name="/cart/add/", data={"item": item}, check=expect_cart(cart)):
+            self.cart = cart
+            return True
+        return False
+
+    def view_cart_checked(self, expect_session_cookie: bool | None = None) -> None:
+        """Read the cart, which must hold exactly what this user put in it."""
+        self.call(
+            "GET",
+            "/cart/",
+            name="/cart/",
+            check=expect_cart(self.cart),
+            expect_session_cookie=expect_session_cookie,
+        )
 
     def count_visit_checked(self, name: str = "/counter/") -> bool:
         """Visit the counter, which must show one more than this user saw; keep it if so."""
@@ -384,12 +414,14 @@ class AnonymousVisitor(SessionUser):
 
     @task(3)
     def read_home(self) -> None:
+        """The home page (HTML), which reads the session to show who is signed in."""
         self.call(
             "GET",
             "/",
             name="/",
-            check=expect_user(None),
+            check=expect_text("Not signed in"),
             expect_session_cookie=self.read_expectation() if self.visits else False,
+            page=True,
         )
 
     @task(1)
@@ -412,10 +444,7 @@ class Shopper(SessionUser):
 
     @task(5)
     def add_item(self) -> None:
-        item = random.choice(list(CATALOGUE))
-        cart = {**self.cart, item: self.cart.get(item, 0) + 1}
-        if self.post("/cart/add/", name="/cart/add/", data={"item": item}, check=expect_cart(cart)):
-            self.cart = cart
+        if self.add_item_checked():
             self.wrote = True
 
     @task(2)
@@ -435,13 +464,7 @@ class Shopper(SessionUser):
 
     @task(4)
     def view_cart(self) -> None:
-        self.call(
-            "GET",
-            "/cart/",
-            name="/cart/",
-            check=expect_cart(self.cart),
-            expect_session_cookie=self.read_expectation() if self.wrote else False,
-        )
+        self.view_cart_checked(self.read_expectation() if self.wrote else False)
 
     @task(1)
     def count_visit(self) -> None:
@@ -477,13 +500,7 @@ class ReturningVisitor(SessionUser):
 
     @task(6)
     def view_cart(self) -> None:
-        self.call(
-            "GET",
-            "/cart/",
-            name="/cart/",
-            check=expect_cart(self.cart),
-            expect_session_cookie=self.read_expectation(),
-        )
+        self.view_cart_checked(self.read_expectation())
 
     @task(2)
     def inspect_session(self) -> None:
@@ -632,11 +649,8 @@ class LoginChurn(SessionUser):
 
     @task(2)
     def view_cart(self) -> None:
-        self.call("GET", "/cart/", name="/cart/", check=expect_cart(self.cart))
+        self.view_cart_checked()
 
     @task(2)
     def add_item(self) -> None:
-        item = random.choice(list(CATALOGUE))
-        cart = {**self.cart, item: self.cart.get(item, 0) + 1}
-        if self.post("/cart/add/", name="/cart/add/", data={"item": item}, check=expect_cart(cart)):
-            self.cart = cart
+        self.add_item_checked()

@@ -85,8 +85,9 @@ class Client:
         headers: dict[str, str | bytes] = {"Accept": accept}
         if cookie_header is not None:
             headers["Cookie"] = cookie_header
-        if method == "POST" and csrf and "csrftoken" in self.cookies:
-            headers["X-CSRFToken"] = self.cookies["csrftoken"]
+        token = self.cookies.get("csrftoken")
+        if method == "POST" and csrf and token:
+            headers["X-CSRFToken"] = token
         raw = self.http.request(
             method,
             self.base + path,
