@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 import os
 import signal
+import subprocess
 import sys
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
@@ -46,6 +47,7 @@ __all__ = [
     "make_tls_files",
     "pid_alive",
     "provision_user",
+    "run_demo_setup",
     "rundemo",
     "rundemo_process",
     "test_mongo_server",
@@ -145,6 +147,19 @@ def demo_env(**extra: str) -> dict[str, str]:
     env["PYTHONUNBUFFERED"] = "1"
     env.update(extra)
     return env
+
+
+def run_demo_setup(data_dir: Path) -> subprocess.CompletedProcess[str]:
+    """Run ``manage.py demo_setup --skip-mongo`` with its user table in ``data_dir`` (bounded)."""
+    return subprocess.run(
+        [sys.executable, str(MANAGE_PY), "demo_setup", "--skip-mongo"],
+        env=demo_env(DEMO_DATA_DIR=str(data_dir)),
+        cwd=REPO_ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
 
 
 def with_database(url: str, database: str) -> str:

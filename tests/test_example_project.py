@@ -9,8 +9,6 @@ token from the ``csrftoken`` cookie, ``Accept: application/json``.
 from __future__ import annotations
 
 import signal
-import subprocess
-import sys
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
@@ -21,12 +19,11 @@ import pytest
 
 from tests.http_client import Client
 from tests.servers import (
-    MANAGE_PY,
-    REPO_ROOT,
     demo_env,
     free_port,
     gunicorn_site,
     pid_alive,
+    run_demo_setup,
     rundemo,
     with_database,
 )
@@ -43,15 +40,7 @@ STYLES = ["url", "client", "database", "client-path", "database-path", "host"]
 def demo_db_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A data dir whose SQLite user table is migrated and holds the demo user."""
     data_dir = tmp_path_factory.mktemp("demo-data")
-    result = subprocess.run(
-        [sys.executable, str(MANAGE_PY), "demo_setup", "--skip-mongo"],
-        env=demo_env(DEMO_DATA_DIR=str(data_dir)),
-        cwd=REPO_ROOT,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
+    result = run_demo_setup(data_dir)
     assert result.returncode == 0, result.stdout + result.stderr
     assert "Demo user 'demo' created" in result.stdout
     return data_dir
@@ -61,15 +50,7 @@ def demo_db_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 def test_demo_setup_is_idempotent(demo_db_dir: Path) -> None:
-    again = subprocess.run(
-        [sys.executable, str(MANAGE_PY), "demo_setup", "--skip-mongo"],
-        env=demo_env(DEMO_DATA_DIR=str(demo_db_dir)),
-        cwd=REPO_ROOT,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
+    again = run_demo_setup(demo_db_dir)
     assert again.returncode == 0, again.stdout + again.stderr
     assert "Demo user 'demo' already there" in again.stdout
 
