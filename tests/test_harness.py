@@ -10,7 +10,6 @@ process by its own PID within its bound, escalating to SIGKILL.
 from __future__ import annotations
 
 import signal
-import socket
 import sys
 import textwrap
 import threading
@@ -176,9 +175,7 @@ def test_a_stop_event_interrupts_the_wait(tmp_path: Path) -> None:
 
 
 def test_wait_for_ping_gives_up_in_time_without_printing_the_password() -> None:
-    with socket.socket() as sock:  # a port that refuses connections
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
+    port = free_port()  # nothing listens there: connections are refused
     url = f"mongodb://app:t0p-secret@127.0.0.1:{port}/db"
     started = time.monotonic()
     with pytest.raises(HarnessError) as raised:
