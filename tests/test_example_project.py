@@ -8,239 +8,30 @@ token from the ``csrftoken`` cookie, ``Accept: application/json``.
 
 from __future__ import annotations
 
-import contextlib
-import http.client
-import json
-import os
 import signal
-import subprocess
-import sys
-import time
-from collections.abc import Iterator
-from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
-from http.cookies import SimpleCookie
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlencode, urlsplit, urlunsplit
+from urllib.parse import urlsplit
 
 import pymongo
 import pytest
 
-from tests.servers import free_port
+from tests.http_client import Client
+from tests.servers import (
+    demo_env,
+    free_port,
+    gunicorn_site,
+    pid_alive,
+    run_demo_setup,
+    rundemo,
+    with_database,
+)
 
 pytestmark = pytest.mark.slow
 
-REPO_ROOT = Path(__file__).resolve().parent.parent
-PROJECT_DIR = REPO_ROOT / "example_project"
-MANAGE_PY = PROJECT_DIR / "manage.py"
 COLLECTION = "mongo_sessions"
 STYLES = ["url", "client", "database", "client-path", "database-path", "host"]
-START_TIMEOUT = 60.0
-STOP_TIMEOUT = 30.0
-
-
-# --- helpers (test_browser.py uses them too) ------------------------------
-
-
-def with_database(url: str, database: str) -> str:
-    """``url`` with its path (the database) replaced by ``database``."""
-    parts = urlsplit(url)
-    return urlunsplit((parts.scheme, parts.netloc, "/" + database, parts.query, ""))
-
-
-def site_env(**extra: str) -> dict[str, str]:
-    """Environment of a demo subprocess: the demo's settings, not the suite's."""
-    env = {
-        k: v
-        for k, v in os.environ.items()
-        if not k.startswith(("MONGO_SESSIONS_", "MONGO_DB_", "DEMO_", "DJANGO_"))
-    }
-    env["DJANGO_SETTINGS_MODULE"] = "demo.settings"
-    env["PYTHONUNBUFFERED"] = "1"
-    env.update(extra)
-    return env
-
-
-def gunicorn_flags() -> list[str]:
-    from gunicorn.config import KNOWN_SETTINGS
-
-    known = {flag for setting in KNOWN_SETTINGS for flag in setting.cli or ()}
-    return ["--no-control-socket"] if "--no-control-socket" in known else []
-
-
-@dataclass
-class Response:
-    status: int
-    headers: http.client.HTTPMessage
-    body: bytes
-
-    def json(self) -> Any:
-        return json.loads(self.body)
-
-    @property
-    def text(self) -> str:
-        return self.body.decode()
-
-    def set_cookie(self, name: str) -> SimpleCookie | None:
-        for header in self.headers.get_all("Set-Cookie") or []:
-            cookie: SimpleCookie = SimpleCookie()
-            cookie.load(header)
-            if name in cookie:
-                return cookie
-        return None
-
-
-@dataclass
-class Client:
-    """A tiny HTTP client with a cookie jar; it never follows redirects."""
-
-    base: str
-    cookies: dict[str, str] = field(default_factory=dict)
-
-    def request(
-        self,
-        method: str,
-        path: str,
-        data: dict[str, str] | None = None,
-        accept: str = "application/json",
-        csrf: bool = True,
-    ) -> Response:
-        parts = urlsplit(self.base)
-        conn = http.client.HTTPConnection(parts.hostname or "", parts.port, timeout=30)
-        headers = {"Accept": accept}
-        if self.cookies:
-            headers["Cookie"] = "; ".join(f"{k}={v}" for k, v in self.cookies.items())
-        body = None
-        if method == "POST":
-            body = urlencode(data or {})
-            headers["Content-Type"] = "application/x-www-form-urlencoded"
-            if csrf and "csrftoken" in self.cookies:
-                headers["X-CSRFToken"] = self.cookies["csrftoken"]
-        try:
-            conn.request(method, path, body=body, headers=headers)
-            raw = conn.getresponse()
-            response = Response(raw.status, raw.msg, raw.read())
-        finally:
-            conn.close()
-        for header in response.headers.get_all("Set-Cookie") or []:
-            cookie: SimpleCookie = SimpleCookie()
-            cookie.load(header)
-            for name, morsel in cookie.items():
-                if morsel.value == "" or morsel["max-age"] == "0":
-                    self.cookies.pop(name, None)
-                else:
-                    self.cookies[name] = morsel.value
-        return response
-
-    def get(self, path: str, **kwargs: Any) -> Response:
-        return self.request("GET", path, **kwargs)
-
-    def post(self, path: str, data: dict[str, str] | None = None, **kwargs: Any) -> Response:
-        if "csrftoken" not in self.cookies:
-            self.get("/")  # any page GET sets the CSRF cookie
-        return self.request("POST", path, data, **kwargs)
-
-    @property
-    def session_key(self) -> str | None:
-        return self.cookies.get("sessionid")
-
-
-def http_status(base: str, path: str = "/health/") -> int | None:
-    try:
-        return Client(base).get(path).status
-    except (OSError, http.client.HTTPException):
-        return None
-
-
-def stop_process(proc: subprocess.Popen[Any], sig: int = signal.SIGTERM) -> int:
-    """Stop one process by its own pid: ``sig``, then SIGKILL after a bound."""
-    if proc.poll() is None:
-        proc.send_signal(sig)
-        try:
-            proc.wait(timeout=STOP_TIMEOUT)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(timeout=STOP_TIMEOUT)
-    return proc.returncode
-
-
-@contextlib.contextmanager
-def gunicorn_site(env: dict[str, str], log: Path, workers: int = 1) -> Iterator[str]:
-    """Run ``gunicorn demo.wsgi`` on a free loopback port; yield its base URL."""
-    port = free_port()
-    base = f"http://127.0.0.1:{port}"
-    cmd = [
-        sys.executable, "-m", "gunicorn", "demo.wsgi",
-        "--chdir", str(PROJECT_DIR),
-        "--bind", f"127.0.0.1:{port}",
-        "--workers", str(workers),
-        "--timeout", "30",
-        *gunicorn_flags(),
-    ]  # fmt: skip
-    with open(log, "wb") as out:
-        proc = subprocess.Popen(cmd, env=env, cwd=REPO_ROOT, stdout=out, stderr=subprocess.STDOUT)
-    try:
-        deadline = time.monotonic() + START_TIMEOUT
-        while http_status(base) is None:
-            assert proc.poll() is None, f"gunicorn exited:\n{log.read_text()}"
-            assert time.monotonic() < deadline, f"gunicorn did not answer:\n{log.read_text()}"
-            time.sleep(0.2)
-        yield base
-    finally:
-        stop_process(proc)
-
-
-@dataclass
-class RunDemo:
-    proc: subprocess.Popen[bytes]
-    log: Path
-    base: str
-
-    def output(self) -> str:
-        return self.log.read_text(errors="replace")
-
-    def pids(self) -> dict[str, int]:
-        """The children's pids, as rundemo printed them."""
-        found: dict[str, int] = {}
-        for line in self.output().splitlines():
-            if line.startswith("Embedded MongoDB (SecantusDB) pid "):
-                found["mongo"] = int(line.split()[4])
-            elif line.startswith("gunicorn pid "):
-                found["gunicorn"] = int(line.split()[2].rstrip(","))
-        return found
-
-
-@contextlib.contextmanager
-def rundemo(env: dict[str, str], data_dir: Path, log: Path, workers: int = 2) -> Iterator[RunDemo]:
-    """Run ``manage.py rundemo`` on a free port until the block ends."""
-    port = free_port()
-    cmd = [
-        sys.executable, str(MANAGE_PY), "rundemo",
-        "--host", "127.0.0.1", "--port", str(port),
-        "--workers", str(workers), "--data-dir", str(data_dir),
-    ]  # fmt: skip
-    with open(log, "wb") as out:
-        proc = subprocess.Popen(cmd, env=env, cwd=REPO_ROOT, stdout=out, stderr=subprocess.STDOUT)
-    demo = RunDemo(proc, log, f"http://127.0.0.1:{port}")
-    try:
-        deadline = time.monotonic() + START_TIMEOUT * 2
-        while "Demo running at" not in demo.output():
-            assert proc.poll() is None, f"rundemo exited early:\n{demo.output()}"
-            assert time.monotonic() < deadline, f"rundemo did not start:\n{demo.output()}"
-            time.sleep(0.2)
-        yield demo
-    finally:
-        stop_process(proc)
-
-
-def pid_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    return True
-
 
 # --- fixtures ----------------------------------------------------------------
 
@@ -249,42 +40,17 @@ def pid_alive(pid: int) -> bool:
 def demo_db_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A data dir whose SQLite user table is migrated and holds the demo user."""
     data_dir = tmp_path_factory.mktemp("demo-data")
-    result = subprocess.run(
-        [sys.executable, str(MANAGE_PY), "demo_setup", "--skip-mongo"],
-        env=site_env(DEMO_DATA_DIR=str(data_dir)),
-        cwd=REPO_ROOT,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
+    result = run_demo_setup(data_dir)
     assert result.returncode == 0, result.stdout + result.stderr
     assert "Demo user 'demo' created" in result.stdout
     return data_dir
-
-
-@pytest.fixture(scope="module")
-def mongo(mongo_url: str) -> Iterator[pymongo.MongoClient[dict[str, Any]]]:
-    client: pymongo.MongoClient[dict[str, Any]] = pymongo.MongoClient(
-        mongo_url, serverSelectionTimeoutMS=5000, tz_aware=True
-    )
-    yield client
-    client.close()
 
 
 # --- tests -------------------------------------------------------------------
 
 
 def test_demo_setup_is_idempotent(demo_db_dir: Path) -> None:
-    again = subprocess.run(
-        [sys.executable, str(MANAGE_PY), "demo_setup", "--skip-mongo"],
-        env=site_env(DEMO_DATA_DIR=str(demo_db_dir)),
-        cwd=REPO_ROOT,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
+    again = run_demo_setup(demo_db_dir)
     assert again.returncode == 0, again.stdout + again.stderr
     assert "Demo user 'demo' already there" in again.stdout
 
@@ -293,13 +59,13 @@ def test_demo_setup_is_idempotent(demo_db_dir: Path) -> None:
 def test_each_connection_style_keeps_a_session(
     style: str,
     mongo_url: str,
-    mongo: pymongo.MongoClient[dict[str, Any]],
+    mongo_client: pymongo.MongoClient[dict[str, Any]],
     demo_db_dir: Path,
     tmp_path: Path,
 ) -> None:
     database = "demo_style_" + style.replace("-", "_")
-    mongo.drop_database(database)
-    env = site_env(
+    mongo_client.drop_database(database)
+    env = demo_env(
         MONGO_SESSIONS_STYLE=style,
         MONGO_SESSIONS_URL=with_database(mongo_url, database),
         DEMO_DATA_DIR=str(demo_db_dir),
@@ -312,7 +78,7 @@ def test_each_connection_style_keeps_a_session(
         assert client.get("/counter/").json() == {"visits": 2}
         assert client.session_key == key
 
-        document = mongo[database][COLLECTION].find_one({"_id": key})
+        document = mongo_client[database][COLLECTION].find_one({"_id": key})
         assert document is not None, f"no session document in {database}.{COLLECTION}"
         assert document["expire_date"] > datetime.now(timezone.utc)
 
@@ -332,14 +98,14 @@ def test_each_connection_style_keeps_a_session(
 
 def test_json_contract_cart_login_sessions_logout(
     mongo_url: str,
-    mongo: pymongo.MongoClient[dict[str, Any]],
+    mongo_client: pymongo.MongoClient[dict[str, Any]],
     demo_db_dir: Path,
     tmp_path: Path,
 ) -> None:
     database = "demo_contract"
-    mongo.drop_database(database)
-    sessions = mongo[database][COLLECTION]
-    env = site_env(
+    mongo_client.drop_database(database)
+    sessions = mongo_client[database][COLLECTION]
+    env = demo_env(
         MONGO_SESSIONS_URL=with_database(mongo_url, database), DEMO_DATA_DIR=str(demo_db_dir)
     )
     with gunicorn_site(env, tmp_path / "gunicorn.log", workers=2) as base:
@@ -448,7 +214,7 @@ def test_json_contract_cart_login_sessions_logout(
 
 def test_health_is_503_when_mongodb_is_down(demo_db_dir: Path, tmp_path: Path) -> None:
     closed_port = free_port()  # nothing listens there
-    env = site_env(
+    env = demo_env(
         MONGO_SESSIONS_URL=f"mongodb://127.0.0.1:{closed_port}/demo",
         MONGO_SESSIONS_TIMEOUT="1",
         DEMO_DATA_DIR=str(demo_db_dir),
@@ -460,7 +226,7 @@ def test_health_is_503_when_mongodb_is_down(demo_db_dir: Path, tmp_path: Path) -
 
 def test_rundemo_embedded_server_survives_a_restart(tmp_path: Path) -> None:
     data_dir = tmp_path / "data"
-    env = site_env()  # no MONGO_SESSIONS_URL: rundemo starts its own server
+    env = demo_env()  # no MONGO_SESSIONS_URL: rundemo starts its own server
     with rundemo(env, data_dir, tmp_path / "run1.log", workers=3) as demo:
         pids = demo.pids()
         assert set(pids) == {"mongo", "gunicorn"}, demo.output()
@@ -477,7 +243,7 @@ def test_rundemo_embedded_server_survives_a_restart(tmp_path: Path) -> None:
             "total": "2.25",
         }
         assert client.get("/session/").json()["style"] == "url"
-        status = stop_process(demo.proc)
+        status = demo.stop()
     assert status == 0, demo.output()
     assert "Demo stopped." in demo.output()
     for name, pid in pids.items():
@@ -493,22 +259,21 @@ def test_rundemo_embedded_server_survives_a_restart(tmp_path: Path) -> None:
         assert again.get("/counter/").json() == {"visits": 3}
         assert again.get("/cart/").json() == {"cart": {"bread": 1}, "total": "2.25"}
         pids = demo.pids()
-        demo.proc.send_signal(signal.SIGINT)  # Ctrl-C stops it too
-        assert stop_process(demo.proc) == 0, demo.output()
+        assert demo.stop(signal.SIGINT) == 0, demo.output()  # Ctrl-C stops it too
     for pid in pids.values():
         assert not pid_alive(pid)
 
 
 def test_rundemo_uses_mongo_sessions_url_and_starts_no_server(
-    mongo_url: str, mongo: pymongo.MongoClient[dict[str, Any]], tmp_path: Path
+    mongo_url: str, mongo_client: pymongo.MongoClient[dict[str, Any]], tmp_path: Path
 ) -> None:
     database = "demo_rundemo_external"
-    mongo.drop_database(database)
-    env = site_env(MONGO_SESSIONS_URL=with_database(mongo_url, database))
+    mongo_client.drop_database(database)
+    env = demo_env(MONGO_SESSIONS_URL=with_database(mongo_url, database))
     with rundemo(env, tmp_path / "data", tmp_path / "run.log") as demo:
         assert "Using the MongoDB server of MONGO_SESSIONS_URL" in demo.output()
         assert set(demo.pids()) == {"gunicorn"}, demo.output()
         assert not (tmp_path / "data" / "mongo").exists()
         client = Client(demo.base)
         assert client.get("/counter/").json() == {"visits": 1}
-        assert mongo[database][COLLECTION].find_one({"_id": client.session_key}) is not None
+        assert mongo_client[database][COLLECTION].find_one({"_id": client.session_key}) is not None

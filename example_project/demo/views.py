@@ -26,17 +26,11 @@ from django.views.decorators.http import require_GET, require_http_methods, requ
 from pymongo.errors import PyMongoError
 
 import mongo_sessions
+from demo.catalogue import CATALOGUE
 from mongo_sessions import connection
 from mongo_sessions.exceptions import SessionStoreError
 
 logger = logging.getLogger(__name__)
-
-#: What the shop sells, with unit prices.
-CATALOGUE: dict[str, Decimal] = {
-    "apple": Decimal("0.50"),
-    "bread": Decimal("2.25"),
-    "coffee": Decimal("7.00"),
-}
 
 #: Session values not to show on /session/ (a hash derived from the password hash).
 HIDDEN_KEYS = frozenset({"_auth_user_hash"})
