@@ -1,0 +1,47 @@
+"""The shop of the demo: what it sells, and the cart each visitor keeps in the session."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+
+from django.contrib.sessions.backends.base import SessionBase
+
+#: What the shop sells, with unit prices.
+CATALOGUE: dict[str, Decimal] = {
+    "apple": Decimal("0.50"),
+    "bread": Decimal("2.25"),
+    "coffee": Decimal("7.00"),
+}
+
+
+class UnknownItem(ValueError):
+    """Raised for an item the shop does not sell."""
+
+
+def cart_of(session: SessionBase) -> dict[str, int]:
+    """Return the cart kept in ``session``: item -> count, without unknown items."""
+    cart = session.get("cart", {})
+    return {item: int(n) for item, n in cart.items() if item in CATALOGUE and int(n) > 0}
+
+
+def cart_total(cart: dict[str, int]) -> Decimal:
+    """Return the price of ``cart``."""
+    return sum((CATALOGUE[item] * n for item, n in cart.items()), Decimal("0.00"))
+
+
+def change_cart(session: SessionBase, item: str, delta: int) -> dict[str, int]:
+    """Add ``delta`` (+1 or -1) of ``item`` to the cart in ``session``; return the new cart.
+
+    Raises ``UnknownItem`` when the shop does not sell ``item``.
+    """
+    if item not in CATALOGUE:
+        raise UnknownItem(item)
+    cart = cart_of(session)
+    count = cart.get(item, 0) + delta
+    if count > 0:
+        cart[item] = count
+    else:
+        cart.pop(item, None)
+    # Assign a new dict: the session notices assignments, not in-place changes.
+    session["cart"] = cart
+    return cart
