@@ -22,11 +22,12 @@ from django.http import HttpRequest, JsonResponse
 from django.urls import path
 from django.views.decorators.cache import never_cache
 from django.views.decorators.csrf import ensure_csrf_cookie
-from django.views.decorators.http import require_GET, require_http_methods, require_POST
+from django.views.decorators.http import require_GET, require_POST
 
 import mongo_sessions
 from demo.accounts import devices, sign_in, truthy
-from demo.shop import CATALOGUE, UnknownItem, cart_of, cart_total, change_cart
+from demo.decorators import session_view
+from demo.state import CATALOGUE, UnknownItem, cart_of, cart_total, change_cart, count_visit
 from mongo_sessions.exceptions import SessionStoreError
 
 logger = logging.getLogger(__name__)
@@ -81,49 +82,38 @@ def whoami(request: HttpRequest) -> JsonResponse:
     return _who(request)
 
 
-@require_http_methods(["GET", "POST"])
-@ensure_csrf_cookie
-@never_cache
+@session_view("GET", "POST")
 def counter(request: HttpRequest) -> JsonResponse:
     """``{"visits": n}``: one session write on every visit."""
-    visits = int(request.session.get("visits", 0)) + 1
-    request.session["visits"] = visits
-    return JsonResponse({"visits": visits})
+    return JsonResponse({"visits": count_visit(request.session)})
 
 
-@require_GET
-@ensure_csrf_cookie
-@never_cache
+@session_view("GET")
 def cart(request: HttpRequest) -> JsonResponse:
     """``{"cart": {item: count}, "total": "0.00"}``."""
     return _cart(cart_of(request.session))
 
 
-def _change_cart(request: HttpRequest, delta: int) -> JsonResponse:
-    item = str(_form(request).get("item", "")).strip().lower()
-    try:
-        return _cart(change_cart(request.session, item, delta))
-    except UnknownItem:
-        return _error(400, "unknown item", item=item, catalogue=sorted(CATALOGUE))
+def _cart_change(delta: int) -> View:
+    """The view that adds ``delta`` of ``item``: the cart as ``cart()`` shows it, or 400."""
+
+    @require_POST
+    @never_cache
+    def view(request: HttpRequest) -> JsonResponse:
+        item = str(_form(request).get("item", "")).strip().lower()
+        try:
+            return _cart(change_cart(request.session, item, delta))
+        except UnknownItem:
+            return _error(400, "unknown item", item=item, catalogue=sorted(CATALOGUE))
+
+    return view
 
 
-@require_POST
-@never_cache
-def cart_add(request: HttpRequest) -> JsonResponse:
-    """Add one ``item``; the cart as ``cart()`` shows it, or 400 for an unknown item."""
-    return _change_cart(request, +1)
+cart_add = _cart_change(+1)
+cart_remove = _cart_change(-1)
 
 
-@require_POST
-@never_cache
-def cart_remove(request: HttpRequest) -> JsonResponse:
-    """Remove one ``item``; the cart as ``cart()`` shows it, or 400 for an unknown item."""
-    return _change_cart(request, -1)
-
-
-@require_http_methods(["GET", "POST"])
-@ensure_csrf_cookie
-@never_cache
+@session_view("GET", "POST")
 def login_view(request: HttpRequest) -> JsonResponse:
     """GET: who is signed in. POST ``username``, ``password``, ``remember``: log in, or 401."""
     if request.method == "POST":
@@ -139,9 +129,7 @@ def login_view(request: HttpRequest) -> JsonResponse:
     return _who(request)
 
 
-@require_http_methods(["GET", "POST"])
-@ensure_csrf_cookie
-@never_cache
+@session_view("GET", "POST")
 def logout_view(request: HttpRequest) -> JsonResponse:
     """GET: who is signed in. POST: log out (the session's document is deleted)."""
     if request.method == "POST":
@@ -149,9 +137,7 @@ def logout_view(request: HttpRequest) -> JsonResponse:
     return _who(request)
 
 
-@require_GET
-@ensure_csrf_cookie
-@never_cache
+@session_view("GET")
 @_login_required
 def sessions_list(request: HttpRequest) -> JsonResponse:
     """``{"sessions": [{key_hash, created_at, expire_date, current}, ...]}``, newest first."""
@@ -171,9 +157,7 @@ def revoke_others(request: HttpRequest) -> JsonResponse:
     return JsonResponse({"revoked": revoked})
 
 
-@require_GET
-@ensure_csrf_cookie
-@never_cache
+@session_view("GET")
 def session_detail(request: HttpRequest) -> JsonResponse:
     """The current session as stored: key hash, BSON size, expiry, connection style and server."""
     request.session.items()  # loads the session: a stale key is forgotten, not looked up

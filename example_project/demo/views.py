@@ -7,6 +7,7 @@ load tests and scripts; these views only render pages and redirect.
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 
 from django.conf import settings
 from django.contrib import messages
@@ -17,11 +18,12 @@ from django.shortcuts import redirect, render
 from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.cache import never_cache
 from django.views.decorators.csrf import ensure_csrf_cookie
-from django.views.decorators.http import require_GET, require_http_methods, require_POST
+from django.views.decorators.http import require_GET, require_POST
 
 import mongo_sessions
 from demo.accounts import devices, sign_in, truthy
-from demo.shop import CATALOGUE, UnknownItem, cart_of, cart_total, change_cart
+from demo.decorators import session_view
+from demo.state import CATALOGUE, UnknownItem, cart_of, cart_total, change_cart, count_visit
 
 #: Session values not to show on /session/ (a hash derived from the password hash).
 HIDDEN_KEYS = frozenset({"_auth_user_hash"})
@@ -34,19 +36,13 @@ def home(request: HttpRequest) -> HttpResponse:
     return render(request, "demo/home.html", {"catalogue": CATALOGUE})
 
 
-@require_http_methods(["GET", "POST"])
-@ensure_csrf_cookie
-@never_cache
+@session_view("GET", "POST")
 def counter(request: HttpRequest) -> HttpResponse:
     """A visit counter: one session write on every visit."""
-    visits = int(request.session.get("visits", 0)) + 1
-    request.session["visits"] = visits
-    return render(request, "demo/counter.html", {"visits": visits})
+    return render(request, "demo/counter.html", {"visits": count_visit(request.session)})
 
 
-@require_GET
-@ensure_csrf_cookie
-@never_cache
+@session_view("GET")
 def cart(request: HttpRequest) -> HttpResponse:
     items = cart_of(request.session)
     lines = [
@@ -65,25 +61,24 @@ def cart(request: HttpRequest) -> HttpResponse:
     )
 
 
-def _change_cart(request: HttpRequest, delta: int) -> HttpResponse:
-    item = request.POST.get("item", "").strip().lower()
-    try:
-        change_cart(request.session, item, delta)
-    except UnknownItem:
-        return HttpResponse(f"Unknown item {item!r}.", status=400, content_type="text/plain")
-    return redirect("cart")
+def _cart_change(delta: int) -> Callable[[HttpRequest], HttpResponse]:
+    """The view that adds ``delta`` of the posted ``item`` to the cart, then shows the cart."""
+
+    @require_POST
+    @never_cache
+    def view(request: HttpRequest) -> HttpResponse:
+        item = request.POST.get("item", "").strip().lower()
+        try:
+            change_cart(request.session, item, delta)
+        except UnknownItem:
+            return HttpResponse(f"Unknown item {item!r}.", status=400, content_type="text/plain")
+        return redirect("cart")
+
+    return view
 
 
-@require_POST
-@never_cache
-def cart_add(request: HttpRequest) -> HttpResponse:
-    return _change_cart(request, +1)
-
-
-@require_POST
-@never_cache
-def cart_remove(request: HttpRequest) -> HttpResponse:
-    return _change_cart(request, -1)
+cart_add = _cart_change(+1)
+cart_remove = _cart_change(-1)
 
 
 def _safe_next(request: HttpRequest) -> str:
@@ -96,9 +91,7 @@ def _safe_next(request: HttpRequest) -> str:
     return ""
 
 
-@require_http_methods(["GET", "POST"])
-@ensure_csrf_cookie
-@never_cache
+@session_view("GET", "POST")
 def login_view(request: HttpRequest) -> HttpResponse:
     next_url = _safe_next(request)
     error = ""
@@ -120,9 +113,7 @@ def login_view(request: HttpRequest) -> HttpResponse:
     )
 
 
-@require_http_methods(["GET", "POST"])
-@ensure_csrf_cookie
-@never_cache
+@session_view("GET", "POST")
 def logout_view(request: HttpRequest) -> HttpResponse:
     if request.method == "POST":
         # logout() flushes the session: its document is deleted from MongoDB.
@@ -131,9 +122,7 @@ def logout_view(request: HttpRequest) -> HttpResponse:
     return render(request, "demo/logout.html")
 
 
-@require_GET
-@ensure_csrf_cookie
-@never_cache
+@session_view("GET")
 @login_required
 def sessions_list(request: HttpRequest) -> HttpResponse:
     """The signed-in user's sessions ("devices"), the current one marked."""
@@ -150,9 +139,7 @@ def revoke_others(request: HttpRequest) -> HttpResponse:
     return redirect("sessions")
 
 
-@require_GET
-@ensure_csrf_cookie
-@never_cache
+@session_view("GET")
 def session_detail(request: HttpRequest) -> HttpResponse:
     """The current session as it is stored in MongoDB."""
     data = dict(request.session.items())  # loads the session (a stale key becomes None)

@@ -1,4 +1,4 @@
-"""The shop of the demo: what it sells, and the cart each visitor keeps in the session."""
+"""What the demo keeps in each visitor's session: a visit count, and a cart from its shop."""
 
 from __future__ import annotations
 
@@ -12,6 +12,13 @@ CATALOGUE: dict[str, Decimal] = {
     "bread": Decimal("2.25"),
     "coffee": Decimal("7.00"),
 }
+
+
+def count_visit(session: SessionBase) -> int:
+    """Count one more visit in ``session`` (a write on every visit); return the count."""
+    visits = int(session.get("visits", 0)) + 1
+    session["visits"] = visits
+    return visits
 
 
 class UnknownItem(ValueError):
