@@ -25,6 +25,8 @@ from mongo_sessions.testing import empty_sessions_collection, isolated_sessions_
 from tests.servers import free_port
 from tests.support import TEST_DB
 
+REPO_ROOT = Path(__file__).resolve().parent.parent
+
 SETTINGS = """
 SECRET_KEY = "adopter-tests-only"
 USE_TZ = True
@@ -75,7 +77,7 @@ from django.contrib.auth.models import User
 from django.test import TestCase
 
 import mongo_sessions
-from mongo_sessions.testing import IsolatedSessionsMixin
+{imports}
 {login_once}
 
 class LoginTests({bases}):
@@ -100,7 +102,8 @@ def run(root: Path, command: list[str], mongo_url: str, collection: str) -> Any:
         **os.environ,
         "ADOPTER_MONGO_URL": f"{mongo_url.rstrip('/')}/{TEST_DB}",
         "ADOPTER_COLLECTION": collection,
-        "PYTHONPATH": str(root),
+        # The project, and the mongo_sessions of this checkout (not an installed one).
+        "PYTHONPATH": os.pathsep.join([str(root), str(REPO_ROOT)]),
     }
     env.pop("DJANGO_SETTINGS_MODULE", None)
     return subprocess.run(
@@ -159,7 +162,7 @@ def test_isolated_sessions_fixture_gives_each_pytest_django_test_an_empty_collec
 def test_without_isolation_sessions_leak_into_the_next_django_testcase_test(
     adopter: Any,
 ) -> None:
-    module = TESTCASE_MODULE.format(bases="TestCase", login_once=LOGIN_ONCE)
+    module = TESTCASE_MODULE.format(bases="TestCase", imports="", login_once=LOGIN_ONCE)
     result = adopter(module, DJANGO_RUNNER)
     assert result.returncode == 1, result.stdout + result.stderr
     assert "FAILED (failures=1)" in result.stderr
@@ -169,7 +172,11 @@ def test_without_isolation_sessions_leak_into_the_next_django_testcase_test(
 def test_mixin_gives_each_django_testcase_test_an_empty_collection(
     adopter: Any, mongo_client: pymongo.MongoClient[dict[str, Any]]
 ) -> None:
-    module = TESTCASE_MODULE.format(bases="IsolatedSessionsMixin, TestCase", login_once=LOGIN_ONCE)
+    module = TESTCASE_MODULE.format(
+        bases="IsolatedSessionsMixin, TestCase",
+        imports="from mongo_sessions.testing import IsolatedSessionsMixin",
+        login_once=LOGIN_ONCE,
+    )
     result = adopter(module, DJANGO_RUNNER)
     assert result.returncode == 0, result.stdout + result.stderr
     assert "Ran 2 tests" in result.stderr and "OK" in result.stderr
