@@ -142,7 +142,7 @@ def test_login_cart_remember_me_logout_in_chromium(
             context.close()
 
     # Outside the browser too: the replayed key is not a session any more.
-    assert Client(base, {"sessionid": document["_id"]}).get("/login/").json() == {"user": None}
+    assert Client(base, {"sessionid": document["_id"]}).get("/api/login/").json() == {"user": None}
 
 
 def test_screenshot_script(demo_site: str, tmp_path: Path) -> None:

@@ -3,7 +3,7 @@
 Each test starts the site (gunicorn, or the whole ``rundemo`` command) as a
 subprocess on 127.0.0.1 against the suite's MongoDB-wire server, and talks to
 it over HTTP the way a browser or a load-test client does: cookies, the CSRF
-token from the ``csrftoken`` cookie, ``Accept: application/json``.
+token from the ``csrftoken`` cookie, the JSON API under ``/api/``.
 """
 
 from __future__ import annotations
@@ -72,17 +72,17 @@ def test_each_connection_style_keeps_a_session(
     )
     with gunicorn_site(env, tmp_path / "gunicorn.log") as base:
         client = Client(base)
-        assert client.get("/counter/").json() == {"visits": 1}
+        assert client.get("/api/counter/").json() == {"visits": 1}
         key = client.session_key
         assert key
-        assert client.get("/counter/").json() == {"visits": 2}
+        assert client.get("/api/counter/").json() == {"visits": 2}
         assert client.session_key == key
 
         document = mongo_client[database][COLLECTION].find_one({"_id": key})
         assert document is not None, f"no session document in {database}.{COLLECTION}"
         assert document["expire_date"] > datetime.now(timezone.utc)
 
-        info = client.get("/session/").json()
+        info = client.get("/api/session/").json()
         server = urlsplit(mongo_url)
         assert info["style"] == style
         assert info["address"] == f"{server.hostname}:{server.port}"
@@ -93,7 +93,7 @@ def test_each_connection_style_keeps_a_session(
         assert (health.status, health.json()) == (200, {"status": "ok"})
 
         # A new client (no cookie) starts from zero: the count is per session.
-        assert Client(base).get("/counter/").json() == {"visits": 1}
+        assert Client(base).get("/api/counter/").json() == {"visits": 1}
 
 
 def test_json_contract_cart_login_sessions_logout(
@@ -111,46 +111,35 @@ def test_json_contract_cart_login_sessions_logout(
     with gunicorn_site(env, tmp_path / "gunicorn.log", workers=2) as base:
         browser = Client(base)
         # The CSRF cookie comes with any page, JSON or not; POSTs without the token fail.
-        assert browser.get("/cart/").json() == {"cart": {}, "total": "0.00"}
+        assert browser.get("/api/cart/").json() == {"cart": {}, "total": "0.00"}
         assert "csrftoken" in browser.cookies
-        assert browser.post("/cart/add/", {"item": "apple"}, csrf=False).status == 403
+        assert browser.post("/api/cart/add/", {"item": "apple"}, csrf=False).status == 403
 
-        assert browser.post("/cart/add/", {"item": "apple"}).json() == {
-            "cart": {"apple": 1},
-            "total": "0.50",
-        }
-        assert browser.post("/cart/add/", {"item": "apple"}).json() == {
-            "cart": {"apple": 2},
-            "total": "1.00",
-        }
-        assert browser.post("/cart/add/", {"item": "coffee"}).json() == {
-            "cart": {"apple": 2, "coffee": 1},
-            "total": "8.00",
-        }
-        assert browser.post("/cart/remove/", {"item": "coffee"}).json() == {
-            "cart": {"apple": 2},
-            "total": "1.00",
-        }
-        assert browser.post("/cart/remove/", {"item": "bread"}).json() == {
-            "cart": {"apple": 2},
-            "total": "1.00",
-        }
-        unknown = browser.post("/cart/add/", {"item": "caviar"})
+        for change, item, cart, total in [
+            ("add", "apple", {"apple": 1}, "0.50"),
+            ("add", "apple", {"apple": 2}, "1.00"),
+            ("add", "coffee", {"apple": 2, "coffee": 1}, "8.00"),
+            ("remove", "coffee", {"apple": 2}, "1.00"),
+            ("remove", "bread", {"apple": 2}, "1.00"),  # not in the cart: nothing changes
+        ]:
+            answer = browser.post(f"/api/cart/{change}/", {"item": item}).json()
+            assert answer == {"cart": cart, "total": total}, (change, item)
+        unknown = browser.post("/api/cart/add/", {"item": "caviar"})
         assert unknown.status == 400
-        assert browser.get("/cart/").json() == {"cart": {"apple": 2}, "total": "1.00"}
-        assert browser.post("/counter/").json() == {"visits": 1}
-        assert browser.get("/counter/").json() == {"visits": 2}
+        assert browser.get("/api/cart/").json() == {"cart": {"apple": 2}, "total": "1.00"}
+        assert browser.post("/api/counter/").json() == {"visits": 1}
+        assert browser.get("/api/counter/").json() == {"visits": 2}
 
         # Bad credentials: 401, same session.
         anonymous_key = browser.session_key
         assert anonymous_key
-        bad = browser.post("/login/", {"username": "demo", "password": "wrong"})
+        bad = browser.post("/api/login/", {"username": "demo", "password": "wrong"})
         assert (bad.status, bad.json()["user"]) == (401, None)
         assert browser.session_key == anonymous_key
 
         # Login with "remember me": a new key, the old document gone, the cart kept.
         login = browser.post(
-            "/login/", {"username": "demo", "password": "demo-password", "remember": "on"}
+            "/api/login/", {"username": "demo", "password": "demo-password", "remember": "on"}
         )
         assert (login.status, login.json()) == (200, {"user": "demo"})
         cookie = login.set_cookie("sessionid")
@@ -164,50 +153,56 @@ def test_json_contract_cart_login_sessions_logout(
         assert document is not None and document.get("user_id")
         remaining = document["expire_date"] - datetime.now(timezone.utc)
         assert timedelta(days=29, hours=23) < remaining <= timedelta(days=30)
-        assert browser.get("/cart/").json() == {"cart": {"apple": 2}, "total": "1.00"}
-        assert browser.get("/login/").json() == {"user": "demo"}
+        assert browser.get("/api/cart/").json() == {"cart": {"apple": 2}, "total": "1.00"}
+        assert browser.get("/api/login/").json() == {"user": "demo"}
         detail = browser.get("/session/", accept="text/html").text
         assert '"_auth_user_hash": "(hidden)"' in detail.replace("&quot;", '"')
+        stored = browser.get("/api/session/").json()
+        assert f'<code id="key-hash">{stored["session_key_hash"]}</code>' in detail
+        assert f'<span id="size">{stored["size"]}</span>' in detail
+        assert stored["size"] > 0
 
         # A second device logs in without "remember me": a browser-session cookie.
         phone = Client(base)
-        login = phone.post("/login/", {"username": "demo", "password": "demo-password"})
+        login = phone.post("/api/login/", {"username": "demo", "password": "demo-password"})
         assert login.json() == {"user": "demo"}
         cookie = login.set_cookie("sessionid")
         assert cookie is not None
         assert not cookie["sessionid"]["max-age"] and not cookie["sessionid"]["expires"]
-        assert phone.get("/counter/").json() == {"visits": 1}
+        assert phone.get("/api/counter/").json() == {"visits": 1}
 
         # /sessions/ lists both, the current one marked.
-        listed = browser.get("/sessions/").json()["sessions"]
+        listed = browser.get("/api/sessions/").json()["sessions"]
         assert len(listed) == 2
         assert [s["current"] for s in listed].count(True) == 1
         page = browser.get("/sessions/", accept="text/html")
         assert page.status == 200 and "this device" in page.text
 
         # "Log out my other devices" from the browser: the phone is signed out.
-        assert browser.post("/sessions/revoke-others/").json() == {"revoked": 1}
+        assert browser.post("/api/sessions/revoke-others/").json() == {"revoked": 1}
         assert sessions.find_one({"_id": phone.session_key}) is None
-        assert phone.get("/sessions/").status == 401
-        assert phone.get("/login/").json() == {"user": None}
-        assert len(browser.get("/sessions/").json()["sessions"]) == 1
+        assert phone.get("/api/sessions/").status == 401
+        assert phone.get("/api/login/").json() == {"user": None}
+        assert len(browser.get("/api/sessions/").json()["sessions"]) == 1
 
         # Logout deletes the document; replaying the old cookie is anonymous.
         old_key = browser.session_key
-        assert browser.post("/logout/").json() == {"user": None}
+        assert browser.post("/api/logout/").json() == {"user": None}
         assert sessions.find_one({"_id": old_key}) is None
         replay = Client(base, {"sessionid": old_key or ""})
-        assert replay.get("/login/").json() == {"user": None}
-        assert replay.get("/cart/").json() == {"cart": {}, "total": "0.00"}
-        assert replay.get("/sessions/").status == 401
+        assert replay.get("/api/login/").json() == {"user": None}
+        assert replay.get("/api/cart/").json() == {"cart": {}, "total": "0.00"}
+        assert replay.get("/api/sessions/").status == 401
 
-        # Browsers get pages and redirects instead of JSON.
+        # The pages are HTML whatever the request accepts: JSON is the API's job.
         html = Client(base)
         assert html.get("/sessions/", accept="text/html").status == 302
         for path in ("/", "/counter/", "/cart/", "/login/", "/logout/", "/session/"):
-            page = html.get(path, accept="text/html,application/xhtml+xml,*/*;q=0.8")
-            assert page.status == 200, path
-            assert "<html" in page.text
+            for accept in ("text/html,application/xhtml+xml,*/*;q=0.8", "application/json"):
+                page = html.get(path, accept=accept)
+                assert page.status == 200, path
+                assert page.headers["Content-Type"].startswith("text/html"), (path, accept)
+                assert "<html" in page.text
         add = html.post("/cart/add/", {"item": "bread"}, accept="text/html")
         assert (add.status, add.headers["Location"]) == (302, "/cart/")
 
@@ -233,16 +228,16 @@ def test_rundemo_embedded_server_survives_a_restart(tmp_path: Path) -> None:
         assert "Log in as demo / demo-password" in demo.output()
         client = Client(demo.base)
         login = client.post(
-            "/login/", {"username": "demo", "password": "demo-password", "remember": "1"}
+            "/api/login/", {"username": "demo", "password": "demo-password", "remember": "1"}
         )
         assert login.json() == {"user": "demo"}
-        assert client.get("/counter/").json() == {"visits": 1}
-        assert client.get("/counter/").json() == {"visits": 2}
-        assert client.post("/cart/add/", {"item": "bread"}).json() == {
+        assert client.get("/api/counter/").json() == {"visits": 1}
+        assert client.get("/api/counter/").json() == {"visits": 2}
+        assert client.post("/api/cart/add/", {"item": "bread"}).json() == {
             "cart": {"bread": 1},
             "total": "2.25",
         }
-        assert client.get("/session/").json()["style"] == "url"
+        assert client.get("/api/session/").json()["style"] == "url"
         status = demo.stop()
     assert status == 0, demo.output()
     assert "Demo stopped." in demo.output()
@@ -255,9 +250,9 @@ def test_rundemo_embedded_server_survives_a_restart(tmp_path: Path) -> None:
     with rundemo(env, data_dir, tmp_path / "run2.log") as demo:
         assert "Demo user 'demo' already there" in demo.output()
         again = Client(demo.base, dict(client.cookies))
-        assert again.get("/login/").json() == {"user": "demo"}
-        assert again.get("/counter/").json() == {"visits": 3}
-        assert again.get("/cart/").json() == {"cart": {"bread": 1}, "total": "2.25"}
+        assert again.get("/api/login/").json() == {"user": "demo"}
+        assert again.get("/api/counter/").json() == {"visits": 3}
+        assert again.get("/api/cart/").json() == {"cart": {"bread": 1}, "total": "2.25"}
         pids = demo.pids()
         assert demo.stop(signal.SIGINT) == 0, demo.output()  # Ctrl-C stops it too
     for pid in pids.values():
@@ -275,5 +270,5 @@ def test_rundemo_uses_mongo_sessions_url_and_starts_no_server(
         assert set(demo.pids()) == {"gunicorn"}, demo.output()
         assert not (tmp_path / "data" / "mongo").exists()
         client = Client(demo.base)
-        assert client.get("/counter/").json() == {"visits": 1}
+        assert client.get("/api/counter/").json() == {"visits": 1}
         assert mongo_client[database][COLLECTION].find_one({"_id": client.session_key}) is not None

@@ -60,8 +60,8 @@ MANAGE_PY = PROJECT_DIR / "manage.py"
 HEALTH_PATH = "/health/"
 #: Where the demo's JSON answers live, for every caller of them (the load test's
 #: Locust users, the tests that drive the demo over HTTP): prepended to their
-#: paths such as "/counter/". "" while the HTML views still answer JSON.
-DEMO_API = ""
+#: paths such as "/counter/" (the demo serves them from demo/api.py).
+DEMO_API = "/api"
 #: The headless browser that screenshot.py and the browser test drive through
 #: Playwright: Debian's chromium, never one that Playwright downloads.
 CHROMIUM = "/usr/bin/chromium"

@@ -1,10 +1,10 @@
-"""URLs of the demo site."""
+"""URLs of the demo site: HTML pages, the JSON API under ``/api/``, and ``/health/``."""
 
 from __future__ import annotations
 
-from django.urls import path
+from django.urls import include, path
 
-from demo import views
+from demo import api, views
 
 urlpatterns = [
     path("", views.home, name="home"),
@@ -17,5 +17,6 @@ urlpatterns = [
     path("sessions/", views.sessions_list, name="sessions"),
     path("sessions/revoke-others/", views.revoke_others, name="revoke-others"),
     path("session/", views.session_detail, name="session"),
-    path("health/", views.health, name="health"),
+    path("api/", include(api)),
+    path("health/", api.health, name="health"),
 ]
