@@ -18,15 +18,18 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from datetime import timezone as dt_timezone
 from email.utils import parsedate_to_datetime
+from io import StringIO
 from typing import Any
 from zoneinfo import ZoneInfo
 
 import pytest
+from bson import ObjectId
 from django.conf import settings as django_settings
 from django.contrib.sessions.backends.base import SessionBase
 from django.contrib.sessions.backends.db import SessionStore as DbSessionStore
 from django.contrib.sessions.middleware import SessionMiddleware
 from django.contrib.sessions.models import Session
+from django.core.management import call_command
 from django.http import HttpRequest, HttpResponse
 from django.test import RequestFactory
 from django.utils import timezone
@@ -252,6 +255,7 @@ CONFIGURED_SCRIPT = textwrap.dedent(
 
     from django.contrib.sessions.backends.db import SessionStore as DbSessionStore
     from django.contrib.sessions.models import Session
+from django.core.management import call_command
     from django.core.management import call_command
     from django.utils import timezone
 
@@ -324,3 +328,50 @@ def test_settings_configure_without_tzset(
         assert abs(results[name]["mongo_left"] - 7200) < TOLERANCE, results[name]
         assert results[name]["mongo_alive"]
     assert not results["naive datetime in the past"]["mongo_alive"]
+
+
+# --- The setup command's imports read naive dates the same way --------------------------
+
+
+def test_import_db_reads_naive_expiry_dates_as_django_wrote_them(
+    settings: Any, sessions_collection: Any
+) -> None:
+    settings.USE_TZ = False
+    settings.TIME_ZONE = "America/New_York"
+    with timezone.override("Asia/Tokyo"):
+        db = DbSessionStore()
+        db["visits"] = 1
+        db.set_expiry(TWO_HOURS)
+        db.save()
+        assert db.session_key
+        db_left = db_seconds_left(db.session_key)
+        output = StringIO()
+        call_command("mongo_sessions_setup", "--import-db", stdout=output)
+    assert "imported 1 session(s)" in output.getvalue()
+    assert abs(mongo_seconds_left(sessions_collection, db.session_key) - db_left) < TOLERANCE
+    assert alive(SessionStore, db.session_key)
+
+
+def test_migrate_seed_reads_naive_creation_dates_as_0x_wrote_them(
+    settings: Any, sessions_collection: Any
+) -> None:
+    """0.x stored timezone.now(): without USE_TZ a naive local time, kept by BSON as if UTC."""
+    settings.USE_TZ = False
+    settings.TIME_ZONE = "America/New_York"
+    settings.MONGO_SESSIONS_TTL = 3600
+    created = timezone.now() - timedelta(minutes=10)  # naive, New York wall clock
+    sessions_collection.insert_one(
+        {
+            "_id": ObjectId(),
+            "session_key": "s" * 32,
+            "session_data": SessionStore().encode({"visits": 1}),
+            "creation_date": created,
+        }
+    )
+    with timezone.override("Asia/Tokyo"):
+        output = StringIO()
+        call_command("mongo_sessions_setup", "--migrate-seed", stdout=output)
+    assert "converted 1 django-mongo-sessions 0.x session(s)" in output.getvalue()
+    # 0.x kept it until creation_date + TTL on the same clock: 50 minutes from now.
+    assert abs(mongo_seconds_left(sessions_collection, "s" * 32) - 50 * 60) < TOLERANCE
+    assert SessionStore("s" * 32)["visits"] == 1
