@@ -6,6 +6,7 @@ before it builds a client; this module turns its findings into check messages.
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Sequence
 from typing import Any
 
@@ -94,7 +95,13 @@ def _check_error_page() -> list[CheckMessage]:
     from .debug import FILTER_PATH, filter_in_use
     from .passwords import configured_passwords
 
-    if not settings.DEBUG or filter_in_use() or not configured_passwords():
+    if not settings.DEBUG or filter_in_use():
+        return []
+    given = conf.MONGO_CLIENT
+    # A dotted path's module is imported on first use only: until then, whether
+    # its client holds a password cannot be known, so warn as if it did.
+    unknown = isinstance(given, str) and given.rpartition(".")[0] not in sys.modules
+    if not unknown and not configured_passwords():
         return []
     return [
         Warning(
@@ -178,7 +185,7 @@ def _server_error(error: Exception) -> CheckMessage:
             f"The MongoDB user lacks a privilege the sessions need: {error}",
             hint="Grant find, insert, update, remove and listIndexes on the sessions "
             "collection (the readWrite role has them; createIndex too, unless "
-            "MONGO_SESSIONS_AUTO_INDEX is False).",
+            "MONGO_SESSIONS_AUTO_INDEX is False), or give credentials if none are set.",
             id="mongo_sessions.E104",
         )
     hint = "Check the connection settings and that the server is up."

@@ -181,3 +181,7 @@ def test_w002_only_when_it_matters(settings: Any) -> None:
     settings.DEBUG = True
     settings.MONGO_SESSIONS_URL = "mongodb://127.0.0.1:1/appdb"  # no password at all
     assert "mongo_sessions.W002" not in [m.id for m in check_settings()]
+    # A dotted path not imported yet may hold one: its module is imported on first use only.
+    settings.MONGO_SESSIONS_URL = None
+    settings.MONGO_CLIENT = "tests_error_page_not_imported.client"
+    assert "mongo_sessions.W002" in [m.id for m in check_settings()]
