@@ -187,7 +187,8 @@ def _is_tls_error(text: str) -> bool:
 def _option_problem(setting: str, error: Exception) -> Problem:
     """Return the problem for a pymongo error about ``setting``: TLS (E015) or not."""
     reason = scrub_text(f"{type(error).__name__}: {error}", configured_passwords())
-    if _is_tls_error(reason):
+    # Only TLS options name files (tlsCAFile, tlsCertificateKeyFile, tlsCRLFile).
+    if isinstance(error, OSError) or _is_tls_error(reason):
         return Problem(
             id="mongo_sessions.E015",
             setting=setting,

@@ -255,7 +255,6 @@ CONFIGURED_SCRIPT = textwrap.dedent(
 
     from django.contrib.sessions.backends.db import SessionStore as DbSessionStore
     from django.contrib.sessions.models import Session
-from django.core.management import call_command
     from django.core.management import call_command
     from django.utils import timezone
 
