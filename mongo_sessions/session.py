@@ -290,7 +290,7 @@ class SessionStore(SessionBase):
             raise SessionDataError(
                 "save",
                 "the session data is nested too deeply for the session serializer "
-                f"({type(self.serializer).__name__})",
+                f"({getattr(self.serializer, '__name__', type(self.serializer).__name__)})",
             ) from e
         except Exception as e:
             # TypeError/ValueError from JSON, PicklingError or AttributeError from pickle...
