@@ -1,22 +1,29 @@
-"""System checks for the mongo_sessions settings and, with --deploy, the server."""
+"""System checks for the mongo_sessions settings and, with --deploy, the server.
+
+The settings are validated by ``validation.py``, which the connection also runs
+before it builds a client; this module turns its findings into check messages.
+"""
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Sequence
 from typing import Any
 
 from django.apps import AppConfig
-from django.core.checks import CheckMessage, Error, Warning
+from django.conf import settings
+from django.core.checks import ERROR, CheckMessage, Error, Warning
+from django.core.exceptions import ImproperlyConfigured
 from django.utils.module_loading import import_string
 from pymongo import MongoClient
 from pymongo.database import Database
-from pymongo.errors import PyMongoError
-from pymongo.uri_parser import parse_uri
+from pymongo.errors import ConfigurationError, OperationFailure
 
-from .conf import DEFAULT_CLIENT_OPTIONS, conf
+from .conf import conf
+from .validation import Problem, settings_problems
 
-INVALID_DB_NAME_CHARS = frozenset('/\\. "$\x00')
-MAX_DB_NAME_LENGTH = 63
+UNAUTHORIZED_CODE = 13
+AUTHENTICATION_FAILED_CODE = 18
 
 
 def check_settings(
@@ -25,13 +32,14 @@ def check_settings(
     """Report invalid or contradictory mongo_sessions settings."""
     messages: list[CheckMessage] = []
     messages += _check_client()
-    messages += _check_url()
-    messages += _check_host_port()
-    messages += _check_credentials()
-    messages += _check_names()
-    messages += _check_numbers()
-    messages += _check_client_options()
+    messages += [_message(problem) for problem in settings_problems()]
+    messages += _check_error_page()
     return messages
+
+
+def _message(problem: Problem) -> CheckMessage:
+    kind = Warning if problem.level == "warning" else Error
+    return kind(f"{problem.message}.", hint=problem.hint, id=problem.id)
 
 
 def _check_client() -> list[CheckMessage]:
@@ -83,192 +91,38 @@ def _check_client() -> list[CheckMessage]:
     return messages
 
 
-def _check_url() -> list[CheckMessage]:
-    url = conf.MONGO_SESSIONS_URL
-    if not url:
+def _check_error_page() -> list[CheckMessage]:
+    from .debug import FILTER_PATH, filter_in_use
+    from .passwords import configured_passwords
+
+    if not settings.DEBUG or filter_in_use():
         return []
-    if not isinstance(url, str):
-        return [_invalid_url(f"it is a {type(url).__name__}, not a string")]
-    # Parse mongodb+srv URLs as plain ones: an SRV lookup is network I/O.
-    plain = "mongodb://" + url[len("mongodb+srv://") :] if url.startswith("mongodb+srv://") else url
-    try:
-        parse_uri(plain)
-    except (PyMongoError, ValueError) as e:
-        return [_invalid_url(str(e))]
-    return []
-
-
-def _invalid_url(reason: str) -> Error:
-    return Error(
-        f"MONGO_SESSIONS_URL is not a valid MongoDB connection string: {reason}",
-        hint="Use mongodb://[user:password@]host[:port][/database][?options] or mongodb+srv://.",
-        id="mongo_sessions.E004",
-    )
-
-
-def _check_host_port() -> list[CheckMessage]:
-    messages: list[CheckMessage] = []
-    host, port = conf.MONGO_HOST, conf.MONGO_PORT
-    if not isinstance(host, str) or not host:
-        messages.append(
-            Error(
-                f"MONGO_HOST must be a non-empty string, not {host!r}.",
-                hint="Give a host name or address, for example 'localhost'.",
-                id="mongo_sessions.E005",
-            )
-        )
-    if isinstance(port, bool) or not isinstance(port, int) or not 0 < port < 65536:
-        messages.append(
-            Error(
-                f"MONGO_PORT must be an integer between 1 and 65535, not {port!r}.",
-                hint="MongoDB listens on 27017 by default.",
-                id="mongo_sessions.E005",
-            )
-        )
-    overridden = conf.MONGO_CLIENT is not None or bool(conf.MONGO_SESSIONS_URL)
-    explicit = [name for name in ("MONGO_HOST", "MONGO_PORT") if conf.is_set(name)]
-    if overridden and explicit:
-        messages.append(
-            Warning(
-                f"{' and '.join(explicit)} are ignored because MONGO_CLIENT or "
-                "MONGO_SESSIONS_URL is set.",
-                hint="Remove them, or put the address in the client or URL you give.",
-                id="mongo_sessions.W001",
-            )
-        )
-    return messages
-
-
-def _check_credentials() -> list[CheckMessage]:
-    user, password = conf.MONGO_DB_USER, conf.MONGO_DB_PASSWORD
-    if not user and not password:
+    given = conf.MONGO_CLIENT
+    # A dotted path's module is imported on first use only: until then, whether
+    # its client holds a password cannot be known, so warn as if it did.
+    unknown = isinstance(given, str) and given.rpartition(".")[0] not in sys.modules
+    if not unknown and not configured_passwords():
         return []
-    if conf.MONGO_CLIENT is not None or conf.MONGO_SESSIONS_URL:
-        return [
-            Error(
-                "MONGO_DB_USER / MONGO_DB_PASSWORD are set together with MONGO_CLIENT or "
-                "MONGO_SESSIONS_URL, which decide the connection on their own.",
-                hint="Put the credentials in the URL or the client, or in "
-                "MONGO_SESSIONS_CLIENT_OPTIONS as username and password.",
-                id="mongo_sessions.E012",
-            )
-        ]
-    if not (user and password):
-        return [
-            Error(
-                "Only one of MONGO_DB_USER and MONGO_DB_PASSWORD is set.",
-                hint="Set both to authenticate, or neither.",
-                id="mongo_sessions.E006",
-            )
-        ]
-    return []
-
-
-def _check_names() -> list[CheckMessage]:
-    messages: list[CheckMessage] = []
-    db_name = conf.MONGO_DB_NAME
-    if (
-        not isinstance(db_name, str)
-        or not db_name
-        or len(db_name) > MAX_DB_NAME_LENGTH
-        or INVALID_DB_NAME_CHARS & set(db_name)
-    ):
-        messages.append(
-            Error(
-                f"MONGO_DB_NAME {db_name!r} is not a valid MongoDB database name.",
-                hint='Use 1 to 63 characters without / \\ . " $, spaces or NUL.',
-                id="mongo_sessions.E007",
-            )
+    return [
+        Warning(
+            "DEBUG is True and Django's error page would show the MongoDB password held by "
+            "the mongo_sessions settings (Django hides only settings named like PASSWORD, "
+            "never a password inside a URL or a local variable).",
+            hint=f"Set DEFAULT_EXCEPTION_REPORTER_FILTER = {FILTER_PATH!r} (or a subclass).",
+            id="mongo_sessions.W002",
         )
-    name = conf.MONGO_SESSIONS_COLLECTION
-    if (
-        not isinstance(name, str)
-        or not name
-        or "$" in name
-        or "\x00" in name
-        or name.startswith("system.")
-    ):
-        messages.append(
-            Error(
-                f"MONGO_SESSIONS_COLLECTION {name!r} is not a valid MongoDB collection name.",
-                hint="Use a non-empty name without $ or NUL that does not start with 'system.'.",
-                id="mongo_sessions.E008",
-            )
-        )
-    return messages
-
-
-def _check_numbers() -> list[CheckMessage]:
-    messages: list[CheckMessage] = []
-    ttl = conf.MONGO_SESSIONS_TTL
-    if isinstance(ttl, bool) or not isinstance(ttl, int) or ttl <= 0:
-        messages.append(
-            Error(
-                f"MONGO_SESSIONS_TTL must be a positive number of seconds, not {ttl!r}.",
-                hint="Leave it unset to use SESSION_COOKIE_AGE.",
-                id="mongo_sessions.E009",
-            )
-        )
-    timeout = conf.MONGO_SESSIONS_TIMEOUT
-    if isinstance(timeout, bool) or not isinstance(timeout, int | float) or timeout <= 0:
-        messages.append(
-            Error(
-                f"MONGO_SESSIONS_TIMEOUT must be a positive number of seconds, not {timeout!r}.",
-                hint="It bounds every MongoDB call of a request; the default is 5.",
-                id="mongo_sessions.E013",
-            )
-        )
-    if not isinstance(conf.MONGO_SESSIONS_AUTO_INDEX, bool):
-        messages.append(
-            Error(
-                "MONGO_SESSIONS_AUTO_INDEX must be True or False.",
-                hint="Set False when the account lacks the createIndex privilege, and run "
-                "'manage.py mongo_sessions_setup' with one that has it.",
-                id="mongo_sessions.E014",
-            )
-        )
-    return messages
-
-
-def _check_client_options() -> list[CheckMessage]:
-    options = conf.MONGO_SESSIONS_CLIENT_OPTIONS
-    if not options:
-        return []
-    if not isinstance(options, dict):
-        return [_invalid_options(f"it is a {type(options).__name__}, not a dict")]
-    if conf.MONGO_CLIENT is not None:
-        return [
-            Error(
-                "MONGO_SESSIONS_CLIENT_OPTIONS is set together with MONGO_CLIENT; mongo_sessions "
-                "never changes a client you give it.",
-                hint="Pass these options to your own MongoClient instead.",
-                id="mongo_sessions.E011",
-            )
-        ]
-    try:
-        # connect=False: validates every option without any network I/O.
-        MongoClient(
-            "mongodb://localhost", connect=False, **{**DEFAULT_CLIENT_OPTIONS, **options}
-        ).close()
-    except (PyMongoError, TypeError, ValueError) as e:
-        return [_invalid_options(str(e))]
-    return []
-
-
-def _invalid_options(reason: str) -> Error:
-    return Error(
-        f"MONGO_SESSIONS_CLIENT_OPTIONS is invalid: {reason}",
-        hint="Give a dict of pymongo.MongoClient keyword arguments, for example "
-        "{'serverSelectionTimeoutMS': 2000, 'tls': True}.",
-        id="mongo_sessions.E010",
-    )
+    ]
 
 
 def check_server(
     app_configs: Sequence[AppConfig] | None = None, **kwargs: Any
 ) -> list[CheckMessage]:
-    """With --deploy: ping the server and verify the collection's indexes."""
-    if check_settings():
+    """With --deploy: ping the server and verify the collection's indexes.
+
+    Never raises: a server that cannot be reached or resolved (DNS) is E101, a
+    refused authentication E105, a missing privilege E104.
+    """
+    if any(message.level >= ERROR for message in check_settings()):
         return []  # The settings errors say it all; connecting would only add noise.
     from .connection import get_target
     from .exceptions import SessionStoreError
@@ -276,26 +130,30 @@ def check_server(
     from .operation import mongo_operation
 
     try:
-        target = get_target()
-        collection = target.collection
         with mongo_operation("deploy check"):
+            collection = get_target().collection
             collection.database.command("ping")
             actions = plan_index_changes(collection)
             seed_index = seed_ttl_index(collection)
-    except SessionStoreError as e:
-        return [
-            Error(
-                f"MongoDB cannot be reached: {e}",
-                hint="Check the connection settings and that the server is up.",
-                id="mongo_sessions.E101",
-            )
-        ]
+    except (SessionStoreError, ImproperlyConfigured) as e:
+        return [_server_error(e)]
     messages: list[CheckMessage] = []
-    if actions:
+    blocking = [action for action in actions if action.kind in ("drop", "replace")]
+    for action in blocking:
+        messages.append(
+            Error(
+                f"The sessions collection {collection.full_name} has a {action.blocking}.",
+                hint="Run 'manage.py mongo_sessions_setup' (it drops the index, or replaces a "
+                "unique one on expire_date by the TTL index); until then new sessions fail.",
+                id="mongo_sessions.E103",
+            )
+        )
+    others = [action for action in actions if action not in blocking]
+    if others:
         messages.append(
             Error(
                 f"The sessions collection {collection.full_name} needs index changes: "
-                + "; ".join(action.description for action in actions),
+                + "; ".join(action.description for action in others),
                 hint="Run 'manage.py mongo_sessions_setup'.",
                 id="mongo_sessions.E102",
             )
@@ -310,3 +168,31 @@ def check_server(
             )
         )
     return messages
+
+
+def _server_error(error: Exception) -> CheckMessage:
+    """Return the check message for a deploy check that could not talk to the server."""
+    cause = error.__cause__
+    if isinstance(cause, OperationFailure) and cause.code == AUTHENTICATION_FAILED_CODE:
+        return Error(
+            f"MongoDB refused the credentials: {error}",
+            hint="Check the user name, the password and the authSource (the database the "
+            "user was created in).",
+            id="mongo_sessions.E105",
+        )
+    if isinstance(cause, OperationFailure) and cause.code == UNAUTHORIZED_CODE:
+        return Error(
+            f"The MongoDB user lacks a privilege the sessions need: {error}",
+            hint="Grant find, insert, update, remove and listIndexes on the sessions "
+            "collection (the readWrite role has them; createIndex too, unless "
+            "MONGO_SESSIONS_AUTO_INDEX is False), or give credentials if none are set.",
+            id="mongo_sessions.E104",
+        )
+    hint = "Check the connection settings and that the server is up."
+    if isinstance(cause, ConfigurationError) or "DNS" in str(error):
+        hint = (
+            "The host name could not be resolved: a mongodb+srv:// URL needs DNS SRV and TXT "
+            "records for its host. Check the name and this machine's DNS, or use a "
+            "mongodb:// URL listing the hosts."
+        )
+    return Error(f"MongoDB cannot be reached: {error}", hint=hint, id="mongo_sessions.E101")

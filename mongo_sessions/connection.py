@@ -20,7 +20,7 @@ from pymongo.asynchronous.collection import AsyncCollection
 from pymongo.collection import Collection
 from pymongo.database import Database
 
-from . import indexes
+from . import indexes, validation
 from .conf import CONNECTION_SETTINGS, DEFAULT_CLIENT_OPTIONS, conf
 from .operation import mongo_operation
 
@@ -71,6 +71,7 @@ def _client_options(extra: dict[str, Any] | None = None) -> dict[str, Any]:
 
 def _resolve() -> Target:
     """Build the target from the settings, following the documented precedence."""
+    validation.validate_connection_settings()
     collection_name = conf.MONGO_SESSIONS_COLLECTION
     given = conf.MONGO_CLIENT
     if given is not None:

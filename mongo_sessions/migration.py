@@ -6,16 +6,19 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from typing import Any
 
+from django.conf import settings
 from django.contrib.auth import SESSION_KEY as AUTH_USER_ID_KEY
 from django.db import connections
+from django.utils import timezone as django_timezone
+from django.utils.dateparse import parse_datetime
 from pymongo import InsertOne
 from pymongo.collection import Collection
 from pymongo.errors import BulkWriteError
 
-from .clock import utc_now
-from .conf import conf
-from .indexes import SEED_TTL_FIELD, seed_ttl_index
+from .clock import to_utc, utc_now
+from .indexes import SEED_TTL_FIELD, blocking_index_error, is_key_collision, seed_ttl_index
 from .session import SessionStore
+from .validation import ttl_seconds
 
 BATCH_SIZE = 500
 DUPLICATE_KEY = 11000
@@ -57,8 +60,13 @@ def _insert(
         report.copied += result.inserted_count
     except BulkWriteError as e:
         details = e.details
-        duplicates = sum(1 for err in details["writeErrors"] if err["code"] == DUPLICATE_KEY)
-        if duplicates != len(details["writeErrors"]):
+        errors = details["writeErrors"]
+        for error in errors:
+            if error["code"] == DUPLICATE_KEY and not is_key_collision(error):
+                # Not "already present": a unique index other than _id refused it.
+                raise blocking_index_error("copy", error) from None
+        duplicates = sum(1 for error in errors if error["code"] == DUPLICATE_KEY)
+        if duplicates != len(errors):
             raise
         report.copied += details["nInserted"]
         report.already_present += duplicates
@@ -74,7 +82,7 @@ def import_db_sessions(collection: Collection[Any], database: str = "default") -
         table = connection.ops.quote_name("django_session")
         cursor.execute(f"SELECT session_key, session_data, expire_date FROM {table}")
         for session_key, session_data, expire_date in cursor.fetchall():
-            expire_date = _as_utc(expire_date)
+            expire_date = _from_django_db(expire_date)
             if expire_date <= now or not SessionStore()._validate_session_key(session_key):
                 report.skipped += 1
                 continue
@@ -90,11 +98,10 @@ def migrate_seed_sessions(collection: Collection[Any]) -> tuple[CopyReport, str 
     """Convert documents of django-mongo-sessions 0.x in place, then drop its TTL index."""
     report = CopyReport()
     now = utc_now()
-    ttl = timedelta(seconds=conf.MONGO_SESSIONS_TTL)
+    ttl = timedelta(seconds=ttl_seconds())
     seed_filter = {"session_key": {"$exists": True}, "session_data": {"$exists": True}}
     for seed in collection.find(seed_filter):
-        created_at = _as_utc(seed.get(SEED_TTL_FIELD) or now)
-        expire_date = created_at + ttl
+        created_at, expire_date = _seed_dates(seed.get(SEED_TTL_FIELD), ttl)
         if expire_date <= now or not SessionStore()._validate_session_key(seed["session_key"]):
             report.skipped += 1
         else:
@@ -113,8 +120,35 @@ def migrate_seed_sessions(collection: Collection[Any]) -> tuple[CopyReport, str 
     return report, dropped
 
 
-def _as_utc(value: datetime) -> datetime:
-    if value.tzinfo is None:
-        # Naive datetimes from MongoDB and from Django's database are UTC.
-        return value.replace(tzinfo=timezone.utc)
-    return value.astimezone(timezone.utc)
+def _from_django_db(value: datetime | str) -> datetime:
+    """Return a django_session.expire_date read by a raw cursor as an aware UTC datetime.
+
+    Backends give it aware (PostgreSQL with USE_TZ), or naive: in UTC when USE_TZ
+    is True, and on the clock of Django's naive timezone.now() when it is False.
+    """
+    if isinstance(value, str):  # a backend without a datetime converter
+        parsed = parse_datetime(value)
+        if parsed is None:
+            raise ValueError(f"unreadable expire_date in django_session: {value!r}")
+        value = parsed
+    if django_timezone.is_aware(value) or settings.USE_TZ:
+        return value.replace(tzinfo=value.tzinfo or timezone.utc).astimezone(timezone.utc)
+    return to_utc(value)
+
+
+def _seed_dates(creation_date: Any, ttl: timedelta) -> tuple[datetime, datetime]:
+    """Return (created_at, expire_date), aware UTC, of a django-mongo-sessions 0.x document.
+
+    0.x stored Django's timezone.now(): with USE_TZ = False that is a naive local
+    time, which BSON keeps as if it were UTC; 0.x compared it with the naive
+    timezone.now() again, and so does this conversion. A missing or unreadable
+    creation_date counts as now.
+    """
+    if not isinstance(creation_date, datetime):
+        now = utc_now()
+        return now, now + ttl
+    if settings.USE_TZ:
+        created_at = creation_date.replace(tzinfo=creation_date.tzinfo or timezone.utc)
+        return created_at, created_at + ttl
+    local = creation_date.replace(tzinfo=None)
+    return to_utc(local), to_utc(local + ttl)

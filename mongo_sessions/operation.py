@@ -9,9 +9,9 @@ import pymongo
 from bson.errors import InvalidDocument
 from pymongo.errors import DocumentTooLarge, PyMongoError
 
-from .conf import conf
 from .exceptions import SessionDataError, chain_cause, translate
 from .redaction import redact
+from .validation import timeout_seconds
 
 
 @contextlib.contextmanager
@@ -20,7 +20,7 @@ def mongo_operation(
 ) -> Iterator[None]:
     """Bound the enclosed MongoDB calls in time and wrap driver errors."""
     try:
-        with pymongo.timeout(timeout or conf.MONGO_SESSIONS_TIMEOUT):
+        with pymongo.timeout(timeout or timeout_seconds()):
             yield
     except DocumentTooLarge as e:
         raise SessionDataError(

@@ -4,9 +4,13 @@ from __future__ import annotations
 
 import logging
 import re
-from datetime import datetime, timedelta, timezone
-from typing import Any
+import threading
+from collections.abc import Callable
+from datetime import datetime
+from typing import Any, TypeVar
 
+import bson
+from django.conf import settings
 from django.contrib.auth import SESSION_KEY as AUTH_USER_ID_KEY
 from django.contrib.sessions.backends.base import (
     VALID_KEY_CHARS,
@@ -15,15 +19,15 @@ from django.contrib.sessions.backends.base import (
     UpdateError,
 )
 from django.core import signing
-from django.utils import timezone as django_timezone
 from django.utils.crypto import get_random_string
 from pymongo.errors import DuplicateKeyError
 
-from .clock import utc_now
-from .conf import conf
+from .clock import to_utc, utc_after, utc_now
 from .connection import aget_collection, get_collection
-from .exceptions import SessionDataError, SessionStoreError
+from .exceptions import SessionDataError, SessionStoreError, chain_cause
+from .indexes import blocking_index_error, is_key_collision
 from .operation import mongo_operation
+from .validation import ttl_seconds
 
 suspicious_logger = logging.getLogger("django.security.SuspiciousSession")
 
@@ -33,6 +37,14 @@ SESSION_KEY_PATTERN = re.compile(r"[a-z0-9]{8,64}")
 # A random 32-character key colliding is not expected in the lifetime of the
 # universe; a loop that keeps failing means something else is wrong.
 MAX_CREATE_ATTEMPTS = 10
+# MongoDB's limit on one document, in bytes (BSONObjMaxUserSize).
+MAX_DOCUMENT_SIZE = 16 * 1024 * 1024
+# Below this many characters of data and user id, a document cannot come near
+# the limit (a character is at most 4 bytes in UTF-8, the other fields are small):
+# the exact BSON size is computed only above it.
+_SIZE_CHECK_FROM = (MAX_DOCUMENT_SIZE - 4096) // 4
+
+_T = TypeVar("_T")
 
 
 class SessionStore(SessionBase):
@@ -51,8 +63,17 @@ class SessionStore(SessionBase):
         return self._get_new_session_key()
 
     def decode(self, session_data: Any) -> dict[str, Any]:
+        """Return the session stored as ``session_data``, or {} if it cannot be trusted.
+
+        Data nested deeper than the serializer can follow from the caller's stack
+        (it was saved from a shallower one) is decoded again on an empty stack,
+        so whether a session loads never depends on where it is loaded from.
+        """
         try:
-            decoded = signing.loads(session_data, salt=self.key_salt, serializer=self.serializer)
+            try:
+                decoded = self._loads(session_data)
+            except RecursionError:
+                decoded = _on_fresh_stack(self._loads, session_data)
         except signing.BadSignature:
             suspicious_logger.warning("Session data corrupted")
         except Exception as e:
@@ -63,6 +84,9 @@ class SessionStore(SessionBase):
                 return decoded
             suspicious_logger.warning("Session data is not a mapping")
         return {}
+
+    def _loads(self, session_data: Any) -> Any:
+        return signing.loads(session_data, salt=self.key_salt, serializer=self.serializer)
 
     # Reading.
 
@@ -141,12 +165,17 @@ class SessionStore(SessionBase):
                 try:
                     collection.insert_one(document)
                 except DuplicateKeyError as e:
+                    if not is_key_collision(e):
+                        raise blocking_index_error("create", e) from chain_cause(e, session_key)
                     raise CreateError from e
         else:
             update = self._update(data)
             with mongo_operation("save", session_key):
                 collection = get_collection()
-                result = collection.update_one({"_id": session_key}, update)
+                try:
+                    result = collection.update_one({"_id": session_key}, update)
+                except DuplicateKeyError as e:
+                    raise blocking_index_error("save", e) from chain_cause(e, session_key)
             if result.matched_count == 0:
                 # Deleted by another request (a logout): never bring it back.
                 raise UpdateError
@@ -164,12 +193,17 @@ class SessionStore(SessionBase):
                 try:
                     await collection.insert_one(document)
                 except DuplicateKeyError as e:
+                    if not is_key_collision(e):
+                        raise blocking_index_error("create", e) from chain_cause(e, session_key)
                     raise CreateError from e
         else:
             update = self._update(data)
             with mongo_operation("save", session_key):
                 collection = await aget_collection()
-                result = await collection.update_one({"_id": session_key}, update)
+                try:
+                    result = await collection.update_one({"_id": session_key}, update)
+                except DuplicateKeyError as e:
+                    raise blocking_index_error("save", e) from chain_cause(e, session_key)
             if result.matched_count == 0:
                 raise UpdateError
         return None
@@ -222,16 +256,62 @@ class SessionStore(SessionBase):
     # The document.
 
     def _fields(self, data: dict[str, Any]) -> dict[str, Any]:
-        """Return the stored fields for ``data``, raising SessionDataError if unencodable."""
-        try:
-            encoded = self.encode(data)
-        except (TypeError, ValueError) as e:
-            raise SessionDataError("save", f"the session data cannot be serialized: {e}") from e
-        fields: dict[str, Any] = {"data": encoded, "expire_date": self._expire_date(data)}
+        """Return the stored fields for ``data``.
+
+        Raises SessionDataError, before anything is sent, when the data cannot be
+        serialized, its expiry cannot be stored, or the document would be over
+        MongoDB's 16 MiB limit: the stored version stays as it was.
+        """
+        fields: dict[str, Any] = {
+            "data": self._encoded(data),
+            "expire_date": self._expire_date(data),
+        }
         user_id = data.get(AUTH_USER_ID_KEY)
         if user_id is not None:
-            fields["user_id"] = str(user_id)
+            user_id = str(user_id)
+            # BSON strings are UTF-8: a lone surrogate cannot be one. No real
+            # primary key has one, and the data itself keeps the value anyway.
+            if _is_utf8(user_id):
+                fields["user_id"] = user_id
+        self._check_size(fields)
         return fields
+
+    def _encoded(self, data: dict[str, Any]) -> str:
+        """Serialize and sign ``data``, raising SessionDataError if the serializer cannot."""
+        try:
+            try:
+                encoded: str = self.encode(data)
+            except RecursionError:
+                # Deeper than the serializer can follow from this caller's stack:
+                # try on an empty stack, so that whether a session can be stored
+                # depends on its data only, never on where save() is called from.
+                encoded = _on_fresh_stack(self.encode, data)
+        except RecursionError as e:
+            raise SessionDataError(
+                "save",
+                "the session data is nested too deeply for the session serializer "
+                f"({getattr(self.serializer, '__name__', type(self.serializer).__name__)})",
+            ) from e
+        except Exception as e:
+            # TypeError/ValueError from JSON, PicklingError or AttributeError from pickle...
+            raise SessionDataError(
+                "save", f"the session data cannot be serialized: {type(e).__name__}: {e}"
+            ) from e
+        return encoded
+
+    def _check_size(self, fields: dict[str, Any]) -> None:
+        chars = len(fields["data"]) + len(fields.get("user_id", ""))
+        if chars < _SIZE_CHECK_FROM:
+            return
+        # The whole document as stored (created_at is a date, like expire_date).
+        document = {"_id": self._session_key, **fields, "created_at": fields["expire_date"]}
+        size = len(bson.encode(document))
+        if size > MAX_DOCUMENT_SIZE:
+            raise SessionDataError(
+                "save",
+                f"the session would be a document of {size:,} bytes, larger than MongoDB's "
+                f"16 MB document limit ({MAX_DOCUMENT_SIZE:,} bytes)",
+            )
 
     def _new_document(self, session_key: str, data: dict[str, Any]) -> dict[str, Any]:
         return {"_id": session_key, **self._fields(data), "created_at": utc_now()}
@@ -244,18 +324,77 @@ class SessionStore(SessionBase):
         return update
 
     def _expire_date(self, data: dict[str, Any]) -> datetime:
-        """Return the absolute UTC time at which the server may drop the session."""
+        """Return the instant (aware, UTC) from which the session is dead on the server.
+
+        Django's hooks decide, in this order:
+
+        1. a subclass's ``get_expiry_date()``, as Django's database engine stores it;
+        2. else a subclass's ``get_expiry_age()``, in seconds from now, as Django's
+           cache engine stores it (and as SessionMiddleware sets the cookie);
+        3. else the expiry given to ``set_expiry()``: seconds, or a datetime read
+           as Django reads it (see ``clock.to_utc``);
+        4. else (no expiry, or 0 for browser-close) ``get_session_cookie_age()``
+           seconds from now, with ``MONGO_SESSIONS_TTL``, when set, in place of
+           ``SESSION_COOKIE_AGE`` (a subclass's ``get_session_cookie_age()`` that
+           returns another value for this session still decides).
+
+        The sync hooks are called from save() and asave() alike: they only read the
+        loaded session. An instant beyond year 9999 (or before year 1) is stored as
+        that year's end (or start). Raises SessionDataError for an expiry that is
+        not a number of seconds or a datetime.
+        """
         expiry = data.get("_session_expiry")
-        if not expiry:
-            # Not set, or 0 (browser-close): the server-side lifetime applies.
-            return utc_now() + timedelta(seconds=conf.MONGO_SESSIONS_TTL)
-        if isinstance(expiry, str):
-            expiry = datetime.fromisoformat(expiry)
-        if isinstance(expiry, datetime):
-            if django_timezone.is_naive(expiry):
-                expiry = django_timezone.make_aware(expiry)
-            return expiry.astimezone(timezone.utc)
-        return utc_now() + timedelta(seconds=expiry)
+        cls = type(self)
+        try:
+            if cls.get_expiry_date is not SessionBase.get_expiry_date:
+                return to_utc(self.get_expiry_date())
+            if cls.get_expiry_age is not SessionBase.get_expiry_age:
+                return utc_after(self.get_expiry_age())
+            if not expiry:
+                return utc_after(self._server_lifetime())
+            if isinstance(expiry, str):
+                expiry = datetime.fromisoformat(expiry)
+            if isinstance(expiry, datetime):
+                return to_utc(expiry)
+            return utc_after(expiry)
+        except (TypeError, ValueError) as e:
+            raise SessionDataError(
+                "save", f"the session expiry {expiry!r} cannot be stored: {type(e).__name__}: {e}"
+            ) from e
+
+    def _server_lifetime(self) -> int:
+        """Return the seconds a session without an explicit expiry lives on the server."""
+        age = self.get_session_cookie_age()
+        if age == settings.SESSION_COOKIE_AGE:
+            return ttl_seconds()
+        return int(age)
+
+
+def _is_utf8(text: str) -> bool:
+    try:
+        text.encode()
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
+def _on_fresh_stack(function: Callable[..., _T], *args: Any) -> _T:
+    """Run ``function(*args)`` in a new thread, whose stack starts empty; wait for it."""
+    outcome: dict[str, Any] = {}
+
+    def run() -> None:
+        try:
+            outcome["value"] = function(*args)
+        except BaseException as e:
+            outcome["error"] = e
+
+    thread = threading.Thread(target=run, name="mongo_sessions-deep-data")
+    thread.start()
+    thread.join()
+    if "error" in outcome:
+        raise outcome["error"]
+    value: _T = outcome["value"]
+    return value
 
 
 _DATA_ONLY = {"_id": False, "data": True}

@@ -2,22 +2,33 @@
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timezone
 from typing import Any
 
+from bson.codec_options import CodecOptions, DatetimeConversion
 from django.contrib.sessions.backends.base import SessionBase
 
-from .clock import utc_now
+from .clock import to_django, utc_now
 from .connection import aget_collection, get_collection
 from .indexes import USER_FIELD
 from .operation import mongo_operation
 from .redaction import hash_session_key
+from .session import SESSION_KEY_PATTERN
+
+logger = logging.getLogger("mongo_sessions")
 
 
 @dataclass(frozen=True)
 class UserSession:
-    """One live session of a user, identified by a hash of its key, never the key."""
+    """One live session of a user, identified by a hash of its key, never the key.
+
+    ``created_at`` and ``expire_date`` are as Django gives datetimes: aware, in
+    UTC, with ``USE_TZ = True``; naive, on the clock of ``timezone.now()``, with
+    ``USE_TZ = False``. ``created_at`` is None when the document has none (or an
+    unreadable one).
+    """
 
     key_hash: str
     created_at: datetime | None
@@ -42,13 +53,48 @@ def _live_filter(user: Any) -> dict[str, Any]:
 
 
 _LISTED_FIELDS = {"_id": True, "created_at": True, "expire_date": True}
+# A date outside datetime's range (years 1-9999) comes back as a DatetimeMS
+# instead of failing the whole listing; _to_user_session then reports it.
+_LISTING_CODEC_OPTIONS: CodecOptions[dict[str, Any]] = CodecOptions(
+    tz_aware=True, tzinfo=timezone.utc, datetime_conversion=DatetimeConversion.DATETIME_AUTO
+)
 
 
-def _to_user_session(document: dict[str, Any]) -> UserSession:
+def _to_user_session(document: dict[str, Any]) -> UserSession | None:
+    """Return the listed form of a session document, or None if it cannot be one.
+
+    Documents are read as they are: another program (or a person) may have
+    written them. One whose _id is not a session key, or whose expire_date is
+    not a date, is no session this package can load: it is skipped and
+    reported. An unreadable created_at is reported and listed as None.
+    """
+    session_key, expire_date = document.get("_id"), document.get("expire_date")
+    if not isinstance(session_key, str) or not SESSION_KEY_PATTERN.fullmatch(session_key):
+        logger.warning(
+            "user_sessions: skipped a document whose _id is not a session key (a %s)",
+            type(session_key).__name__,
+        )
+        return None
+    key_hash = hash_session_key(session_key)
+    if not isinstance(expire_date, datetime):
+        logger.warning(
+            "user_sessions: skipped session %s, its expire_date is a %s, not a date",
+            key_hash,
+            type(expire_date).__name__,
+        )
+        return None
+    created_at = document.get("created_at")
+    if created_at is not None and not isinstance(created_at, datetime):
+        logger.warning(
+            "user_sessions: session %s has a created_at that is a %s, not a date; listed as None",
+            key_hash,
+            type(created_at).__name__,
+        )
+        created_at = None
     return UserSession(
-        key_hash=hash_session_key(document["_id"]),
-        created_at=document.get("created_at"),
-        expire_date=document["expire_date"],
+        key_hash=key_hash,
+        created_at=None if created_at is None else to_django(created_at),
+        expire_date=to_django(expire_date),
     )
 
 
@@ -72,7 +118,8 @@ def user_sessions(user: Any) -> list[UserSession]:
     """List the live sessions of ``user``, newest first."""
     with mongo_operation("user_sessions"):
         collection = get_collection()
-        documents = list(collection.find(_live_filter(user), projection=_LISTED_FIELDS))
+        listed = collection.with_options(codec_options=_LISTING_CODEC_OPTIONS)
+        documents = list(listed.find(_live_filter(user), projection=_LISTED_FIELDS))
     return _sorted(documents)
 
 
@@ -80,12 +127,19 @@ async def auser_sessions(user: Any) -> list[UserSession]:
     """List the live sessions of ``user``, newest first, from async code."""
     with mongo_operation("user_sessions"):
         collection = await aget_collection()
-        documents = await collection.find(_live_filter(user), projection=_LISTED_FIELDS).to_list()
+        listed = collection.with_options(codec_options=_LISTING_CODEC_OPTIONS)
+        documents = await listed.find(_live_filter(user), projection=_LISTED_FIELDS).to_list()
     return _sorted(documents)
 
 
 def _sorted(documents: list[dict[str, Any]]) -> list[UserSession]:
     # Sorted here rather than by the server: a user has a handful of sessions,
     # and a server-side sort would need a compound index for no gain.
-    sessions = [_to_user_session(document) for document in documents]
-    return sorted(sessions, key=lambda s: (s.created_at is not None, s.created_at), reverse=True)
+    sessions = [s for s in map(_to_user_session, documents) if s is not None]
+    # Newest first, sessions without a creation date last. The key is a number:
+    # datetimes of mixed awareness could not be compared.
+    return sorted(
+        sessions,
+        key=lambda s: s.created_at.timestamp() if s.created_at else float("-inf"),
+        reverse=True,
+    )

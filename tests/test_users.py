@@ -2,13 +2,18 @@
 
 from __future__ import annotations
 
+import logging
 from datetime import datetime, timedelta, timezone
 from typing import Any
 
 import pytest
+from bson import DatetimeMS
+from bson.codec_options import DatetimeConversion
 from django.contrib.auth.models import User
+from django.utils import timezone as django_timezone
 
 import mongo_sessions
+from mongo_sessions import users
 from mongo_sessions.session import SessionStore
 from tests.support import requires_async_api
 
@@ -106,3 +111,94 @@ async def test_async_twins(sessions_collection: Any) -> None:
     assert [s.key_hash for s in await mongo_sessions.auser_sessions(user)] == [
         mongo_sessions.hash_session_key(current.session_key)
     ]
+
+
+def insert_malformed(collection: Any, user: Any) -> dict[str, str]:
+    """Documents of ``user`` that another program (or a person) may have written."""
+    user_id = str(user.pk)
+    later = datetime.now(timezone.utc) + timedelta(hours=1)
+    keys = {"string created_at": "s" * 32, "no created_at": "n" * 32}
+    collection.insert_many(
+        [
+            {"_id": keys["string created_at"], "user_id": user_id, "expire_date": later,
+             "created_at": "2024-01-01"},
+            {"_id": keys["no created_at"], "user_id": user_id, "expire_date": later},
+            {"_id": 12345, "user_id": user_id, "expire_date": later},
+            {"_id": "NOT A KEY $", "user_id": user_id, "expire_date": later},
+            {"_id": "e" * 32, "user_id": user_id, "expire_date": "tomorrow"},
+            {"_id": "m" * 32, "user_id": user_id},
+            {"_id": "l" * 32, "user_id": user_id, "expire_date": [later]},
+        ]
+    )  # fmt: skip
+    return keys
+
+
+def assert_malformed_listed(listed: list[Any], live: SessionStore, keys: dict[str, str]) -> None:
+    by_hash = {entry.key_hash: entry for entry in listed}
+    hashes = {mongo_sessions.hash_session_key(k) for k in (live.session_key, *keys.values())}
+    assert set(by_hash) == hashes
+    assert by_hash[mongo_sessions.hash_session_key(keys["string created_at"])].created_at is None
+    assert listed[0].key_hash == mongo_sessions.hash_session_key(live.session_key or "")
+
+
+def test_malformed_documents_are_skipped_or_listed_without_the_bad_field(
+    alice: Any, sessions_collection: Any, caplog: pytest.LogCaptureFixture
+) -> None:
+    live = logged_in_session(alice)
+    keys = insert_malformed(sessions_collection, alice)
+    with caplog.at_level(logging.WARNING, logger="mongo_sessions"):
+        listed = mongo_sessions.user_sessions(alice)
+    assert_malformed_listed(listed, live, keys)
+    assert "created_at that is a str" in caplog.text
+    assert "_id is not a session key (a int)" in caplog.text
+    for key in (*keys.values(), "NOT A KEY $"):
+        assert key not in caplog.text
+    # Revoking still reaches every document of the user, malformed or not.
+    assert mongo_sessions.revoke_user_sessions(alice) == 8
+
+
+@requires_async_api
+async def test_malformed_documents_from_async_code(sessions_collection: Any) -> None:
+    user = User(pk=11, username="dave")
+    live = SessionStore()
+    await live.aset("_auth_user_id", "11")
+    await live.asave()
+    keys = insert_malformed(sessions_collection, user)
+    assert_malformed_listed(await mongo_sessions.auser_sessions(user), live, keys)
+
+
+def test_dates_as_django_gives_them_without_use_tz(
+    alice: Any, settings: Any, sessions_collection: Any
+) -> None:
+    settings.USE_TZ = False
+    settings.TIME_ZONE = "Asia/Tokyo"
+    session = SessionStore()
+    session["_auth_user_id"] = str(alice.pk)
+    session.set_expiry(timedelta(hours=2))
+    session.save()
+    (entry,) = mongo_sessions.user_sessions(alice)
+    # Naive, on the clock of timezone.now(), like every datetime Django gives then.
+    assert entry.expire_date.tzinfo is None and entry.created_at is not None
+    assert entry.created_at.tzinfo is None
+    left = entry.expire_date - django_timezone.now()
+    assert abs(left.total_seconds() - 7200) < 5
+    assert abs((entry.expire_date - session.get_expiry_date()).total_seconds()) < 1
+
+
+@pytest.mark.no_mongo
+def test_dates_beyond_year_9999_are_skipped_or_listed_as_unknown(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """A real mongod stores any 64-bit date; read with DATETIME_AUTO, one beyond the
+    range of datetime arrives as a DatetimeMS (SecantusDB refuses to store such dates,
+    so the documents are given here as pymongo hands them over)."""
+    later = datetime.now(timezone.utc) + timedelta(hours=1)
+    with caplog.at_level(logging.WARNING, logger="mongo_sessions"):
+        listed = users._to_user_session(
+            {"_id": "z" * 32, "expire_date": later, "created_at": DatetimeMS(2**62)}
+        )
+        skipped = users._to_user_session({"_id": "f" * 32, "expire_date": DatetimeMS(2**62)})
+    assert listed is not None and listed.created_at is None
+    assert skipped is None
+    assert "expire_date is a DatetimeMS" in caplog.text
+    assert users._LISTING_CODEC_OPTIONS.datetime_conversion == DatetimeConversion.DATETIME_AUTO

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from django.core.exceptions import ImproperlyConfigured
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 from pymongo.collection import Collection
 
@@ -51,19 +52,23 @@ class Command(BaseCommand):
     def handle(self, *args: Any, **options: Any) -> None:
         try:
             self._handle(**options)
-        except SessionStoreError as e:
+        except (SessionStoreError, ImproperlyConfigured) as e:
             raise CommandError(str(e)) from e
 
     def _handle(self, **options: Any) -> None:
-        collection = get_target().collection
-        self.stdout.write(f"Sessions collection: {collection.full_name}")
-        # Index builds and copies may outlast a request's timeout: bound the whole run.
+        # Index builds and copies may outlast a request's timeout: bound the whole run
+        # (and report a client that cannot be built, e.g. an SRV name without DNS).
         with mongo_operation("setup", timeout=options["timeout"]):
+            collection = get_target().collection
+            self.stdout.write(f"Sessions collection: {collection.full_name}")
             self._run(collection, **options)
 
     def _run(self, collection: Collection[Any], **options: Any) -> None:
         actions = plan_index_changes(collection)
         seed_index = seed_ttl_index(collection)
+        for action in actions:
+            if action.blocking:
+                self.stdout.write(f"found {action.blocking}")
         if options["check"]:
             for action in actions:
                 self.stdout.write(f"would {action.description}")

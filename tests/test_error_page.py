@@ -1,0 +1,183 @@
+"""No MongoDB password on Django's DEBUG error page, whatever the configuration style.
+
+Django's real technical 500 response, through the test client: the settings, the local
+variables of every frame (the package's, pymongo's) and request.META are shown there.
+With mongo_sessions.debug.SafeExceptionReporterFilter the password is nowhere on the
+page; without it, it is (which is what the W002 check warns about).
+"""
+
+from __future__ import annotations
+
+import sys
+import types
+import uuid
+from collections.abc import Iterator
+from typing import Any
+from urllib.parse import quote, quote_plus
+
+import pymongo
+import pytest
+from django.http import HttpRequest, HttpResponse
+from django.test import Client
+from django.urls import path
+from django.views.debug import get_default_exception_reporter_filter
+
+from mongo_sessions import connection
+from mongo_sessions.checks import check_settings
+from tests.servers import (
+    provision_user,
+    test_mongo_server,
+    wait_for_ping,
+)
+
+FILTER = "mongo_sessions.debug.SafeExceptionReporterFilter"
+DATABASE = "appdb"
+USER = "app-user"
+PASSWORD = f"right:pass/{uuid.uuid4().hex[:10]}"
+# The password the site is configured with (refused by the server, so the request
+# fails inside pymongo's authentication, whose frames hold the credentials).
+CONFIGURED = f"s3cr:et/p@ss%{uuid.uuid4().hex[:10]}"
+
+
+def touch_session(request: HttpRequest) -> HttpResponse:
+    request.session["visits"] = 1
+    return HttpResponse("ok")
+
+
+urlpatterns = [path("touch/", touch_session)]
+
+
+@pytest.fixture(scope="module")
+def auth_port(tmp_path_factory: pytest.TempPathFactory) -> Iterator[int]:
+    storage = tmp_path_factory.mktemp("error-page") / "data"
+    provision_user(storage, DATABASE, USER, PASSWORD)
+    with test_mongo_server(storage, auth=True) as server:
+        try:
+            wait_for_ping(
+                f"mongodb://{quote_plus(USER)}:{quote_plus(PASSWORD)}@127.0.0.1:{server.port}/"
+                f"{DATABASE}?authSource={DATABASE}"
+            )
+            yield server.port
+        finally:
+            connection.reset()
+
+
+def url_with(port: int, password: str = CONFIGURED) -> str:
+    return (
+        f"mongodb://{quote_plus(USER)}:{quote_plus(password)}@127.0.0.1:{port}/{DATABASE}"
+        f"?authSource={DATABASE}"
+    )
+
+
+@pytest.fixture
+def given_client(auth_port: int) -> Iterator[pymongo.MongoClient[dict[str, Any]]]:
+    client: pymongo.MongoClient[dict[str, Any]] = pymongo.MongoClient(
+        url_with(auth_port), serverSelectionTimeoutMS=2000
+    )
+    module = types.ModuleType("tests_error_page_mongo")
+    module.client = client  # type: ignore[attr-defined]
+    sys.modules[module.__name__] = module
+    yield client
+    del sys.modules[module.__name__]
+    client.close()
+
+
+def configure(style: str, settings: Any, port: int, client: Any) -> None:
+    settings.MONGO_SESSIONS_URL = None
+    settings.MONGO_SESSIONS_COLLECTION = f"sessions_{uuid.uuid4().hex[:8]}"
+    settings.MONGO_SESSIONS_TIMEOUT = 2
+    settings.MONGO_DB_NAME = DATABASE
+    if style == "url":
+        settings.MONGO_SESSIONS_URL = url_with(port)
+    elif style == "host":
+        settings.MONGO_HOST = "127.0.0.1"
+        settings.MONGO_PORT = port
+        settings.MONGO_DB_USER = USER
+        settings.MONGO_DB_PASSWORD = CONFIGURED
+    elif style == "client options":
+        settings.MONGO_SESSIONS_URL = f"mongodb://127.0.0.1:{port}/{DATABASE}"
+        settings.MONGO_SESSIONS_CLIENT_OPTIONS = {
+            "username": USER,
+            "password": CONFIGURED,
+            "authSource": DATABASE,
+        }
+    elif style == "client object":
+        settings.MONGO_CLIENT = client
+    elif style == "client path":
+        settings.MONGO_CLIENT = "tests_error_page_mongo.client"
+    elif style == "srv url":
+        # Fails inside the package's own code, whose frame holds the URL.
+        settings.MONGO_SESSIONS_URL = (
+            f"mongodb+srv://{quote_plus(USER)}:{quote_plus(CONFIGURED)}"
+            "@cluster0.example.invalid/appdb"
+        )
+
+
+STYLES = ["url", "host", "client options", "client object", "client path", "srv url"]
+
+
+@pytest.fixture(autouse=True)
+def fresh_reporter_filter() -> Iterator[None]:
+    # Django caches the filter instance for the process and no setting_changed
+    # receiver clears it: without this, the first test's filter would serve all.
+    get_default_exception_reporter_filter.cache_clear()
+    yield
+    get_default_exception_reporter_filter.cache_clear()
+
+
+def error_page(settings: Any) -> str:
+    settings.DEBUG = True
+    settings.ROOT_URLCONF = __name__
+    get_default_exception_reporter_filter.cache_clear()
+    client = Client(raise_request_exception=False)
+    # An environment variable holding the URL (runserver copies the environment to META).
+    response = client.get("/touch/", MONGO_URL=url_with(1))
+    assert response.status_code == 500
+    page = response.content.decode()
+    assert "Traceback" in page and "Local vars" in page and "Settings" in page
+    return page
+
+
+def leaks(page: str) -> list[str]:
+    forms = {CONFIGURED, quote_plus(CONFIGURED), quote(CONFIGURED, safe="")}
+    return [form for form in forms if form in page]
+
+
+@pytest.mark.parametrize("style", STYLES)
+def test_no_password_on_the_debug_page(
+    settings: Any, auth_port: int, given_client: Any, style: str
+) -> None:
+    configure(style, settings, auth_port, given_client)
+    settings.DEFAULT_EXCEPTION_REPORTER_FILTER = FILTER
+    page = error_page(settings)
+    assert leaks(page) == []
+    assert "********" in page  # what was there is shown redacted
+
+
+@pytest.mark.parametrize("style", STYLES)
+def test_without_the_filter_the_password_is_shown_and_check_warns(
+    settings: Any, auth_port: int, given_client: Any, style: str
+) -> None:
+    """What the filter is for: Django's own filter leaves the password on the page."""
+    configure(style, settings, auth_port, given_client)
+    settings.DEBUG = True
+    assert "mongo_sessions.W002" in [m.id for m in check_settings()]
+    assert leaks(error_page(settings))
+
+
+def test_w002_only_when_it_matters(settings: Any) -> None:
+    settings.MONGO_SESSIONS_URL = url_with(1)
+    settings.DEBUG = True
+    assert "mongo_sessions.W002" in [m.id for m in check_settings()]
+    settings.DEFAULT_EXCEPTION_REPORTER_FILTER = FILTER
+    assert "mongo_sessions.W002" not in [m.id for m in check_settings()]
+    settings.DEFAULT_EXCEPTION_REPORTER_FILTER = "django.views.debug.SafeExceptionReporterFilter"
+    settings.DEBUG = False
+    assert "mongo_sessions.W002" not in [m.id for m in check_settings()]
+    settings.DEBUG = True
+    settings.MONGO_SESSIONS_URL = "mongodb://127.0.0.1:1/appdb"  # no password at all
+    assert "mongo_sessions.W002" not in [m.id for m in check_settings()]
+    # A dotted path not imported yet may hold one: its module is imported on first use only.
+    settings.MONGO_SESSIONS_URL = None
+    settings.MONGO_CLIENT = "tests_error_page_not_imported.client"
+    assert "mongo_sessions.W002" in [m.id for m in check_settings()]

@@ -1,0 +1,348 @@
+"""Settings that cannot work: reported by `check` under a stable id, and at run time an
+ImproperlyConfigured naming the setting, never a raw driver error, never a password.
+`check --deploy` never crashes: DNS failures, refused credentials and missing privileges
+each get their own id.
+"""
+
+from __future__ import annotations
+
+import traceback
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import quote_plus
+
+import pymongo
+import pytest
+from django.core.exceptions import ImproperlyConfigured
+from django.core.management import call_command
+from django.core.management.base import SystemCheckError
+
+from mongo_sessions import connection
+from mongo_sessions.checks import check_server, check_settings
+from mongo_sessions.session import SessionStore
+from tests.servers import ChildProcess, test_mongo_server, wait_for_ping
+from tests.support import requires_async_api
+
+PASSWORD = f"s3cr/et:{uuid.uuid4().hex[:10]}"  # unescaped "/" and ":" on purpose
+
+
+def ids(messages: list[Any]) -> list[str]:
+    return [m.id for m in messages]
+
+
+def full_text(error: BaseException) -> str:
+    return "".join(traceback.format_exception(error))
+
+
+def server_url(mongo_url: str, path: str = "db") -> str:
+    return mongo_url.rstrip("/") + "/" + path
+
+
+CASES: list[tuple[str, dict[str, Any], str, str]] = [
+    # (name, settings, check id, setting named at run time); "{url}" is the test server.
+    ("collection a..b", {"MONGO_SESSIONS_COLLECTION": "a..b"}, "E008", "MONGO_SESSIONS_COLLECTION"),
+    (
+        "collection ending with .",
+        {"MONGO_SESSIONS_COLLECTION": "sessions."},
+        "E008",
+        "MONGO_SESSIONS_COLLECTION",
+    ),
+    (
+        "collection starting with .",
+        {"MONGO_SESSIONS_COLLECTION": ".sessions"},
+        "E008",
+        "MONGO_SESSIONS_COLLECTION",
+    ),
+    (
+        "namespace over 255 bytes",
+        {"MONGO_SESSIONS_COLLECTION": "s" * 250},
+        "E008",
+        "MONGO_SESSIONS_COLLECTION",
+    ),
+    (
+        "collection not a string",
+        {"MONGO_SESSIONS_COLLECTION": 5},
+        "E008",
+        "MONGO_SESSIONS_COLLECTION",
+    ),
+    (
+        "database name over 63 bytes",
+        {"MONGO_SESSIONS_URL": "{url}/", "MONGO_DB_NAME": "\u00e9" * 32},
+        "E007",
+        "MONGO_DB_NAME",
+    ),
+    (
+        "database name with a dot",
+        {"MONGO_SESSIONS_URL": "{url}/", "MONGO_DB_NAME": "my.db"},
+        "E007",
+        "MONGO_DB_NAME",
+    ),
+    (
+        "database in the URL path",
+        {"MONGO_SESSIONS_URL": "{url}/" + "d" * 70},
+        "E004",
+        "MONGO_SESSIONS_URL",
+    ),
+    (
+        "password with an unescaped /",
+        {"MONGO_SESSIONS_URL": "mongodb://app:" + PASSWORD + "@127.0.0.1:1/db"},
+        "E016",
+        "MONGO_SESSIONS_URL",
+    ),
+    (
+        "password with an unescaped @",
+        {"MONGO_SESSIONS_URL": "mongodb://app:p@ss" + PASSWORD[4:10] + "@127.0.0.1:1/db"},
+        "E016",
+        "MONGO_SESSIONS_URL",
+    ),
+    (
+        "password with a bare %",
+        {"MONGO_SESSIONS_URL": "mongodb://app:100%" + PASSWORD[4:10] + "@127.0.0.1:1/db"},
+        "E016",
+        "MONGO_SESSIONS_URL",
+    ),
+    (
+        "URL option of the wrong type",
+        {"MONGO_SESSIONS_URL": "{url}/db?serverSelectionTimeoutMS=abc"},
+        "E004",
+        "MONGO_SESSIONS_URL",
+    ),
+    ("not a MongoDB URL", {"MONGO_SESSIONS_URL": "postgres://h/db"}, "E004", "MONGO_SESSIONS_URL"),
+    (
+        "mongodb+srv with a port",
+        {"MONGO_SESSIONS_URL": "mongodb+srv://cluster0.example.invalid:27017/db"},
+        "E004",
+        "MONGO_SESSIONS_URL",
+    ),
+    (
+        "client option of the wrong type",
+        {"MONGO_SESSIONS_CLIENT_OPTIONS": {"serverSelectionTimeoutMS": "abc"}},
+        "E010",
+        "MONGO_SESSIONS_CLIENT_OPTIONS",
+    ),
+    (
+        "unknown client option",
+        {"MONGO_SESSIONS_CLIENT_OPTIONS": {"serverSelectionTimeout": 5}},
+        "E010",
+        "MONGO_SESSIONS_CLIENT_OPTIONS",
+    ),
+    (
+        "tls=maybe in the URL",
+        {"MONGO_SESSIONS_URL": "{url}/db?tls=maybe"},
+        "E015",
+        "MONGO_SESSIONS_URL",
+    ),
+    (
+        "tls maybe in the client options",
+        {"MONGO_SESSIONS_CLIENT_OPTIONS": {"tls": "maybe"}},
+        "E015",
+        "MONGO_SESSIONS_CLIENT_OPTIONS",
+    ),
+    (
+        "missing CA file",
+        {"MONGO_SESSIONS_URL": "{url}/db?tls=true&tlsCAFile=/nonexistent/ca.pem"},
+        "E015",
+        "MONGO_SESSIONS_URL",
+    ),
+    (
+        "TLS file without tls",
+        {
+            "MONGO_SESSIONS_URL": "{url}/db?tls=false",
+            "MONGO_SESSIONS_CLIENT_OPTIONS": {"tlsCAFile": __file__},
+        },
+        "E015",
+        "MONGO_SESSIONS_CLIENT_OPTIONS",
+    ),
+    (
+        "conflicting tlsInsecure",
+        {"MONGO_SESSIONS_URL": "{url}/db?tlsInsecure=true&tlsAllowInvalidCertificates=true"},
+        "E015",
+        "MONGO_SESSIONS_URL",
+    ),
+    ("timeout as text", {"MONGO_SESSIONS_TIMEOUT": "5"}, "E013", "MONGO_SESSIONS_TIMEOUT"),
+    ("negative timeout", {"MONGO_SESSIONS_TIMEOUT": -1}, "E013", "MONGO_SESSIONS_TIMEOUT"),
+    ("TTL as text", {"MONGO_SESSIONS_TTL": "3600"}, "E009", "MONGO_SESSIONS_TTL"),
+    (
+        "auto index as text",
+        {"MONGO_SESSIONS_AUTO_INDEX": "no"},
+        "E014",
+        "MONGO_SESSIONS_AUTO_INDEX",
+    ),
+    (
+        "password not a string",
+        {"MONGO_SESSIONS_URL": None, "MONGO_DB_USER": "app", "MONGO_DB_PASSWORD": 1234},
+        "E017",
+        "MONGO_DB_PASSWORD",
+    ),
+    (
+        "port as text",
+        {"MONGO_SESSIONS_URL": None, "MONGO_PORT": "27017"},
+        "E005",
+        "MONGO_PORT",
+    ),
+    (
+        "password without user",
+        {"MONGO_SESSIONS_URL": None, "MONGO_DB_PASSWORD": PASSWORD},
+        "E006",
+        "MONGO_DB_USER",
+    ),
+]
+
+
+def apply(settings: Any, mongo_url: str, values: dict[str, Any]) -> None:
+    for name, value in values.items():
+        if isinstance(value, str) and "{url}" in value:
+            value = value.replace("{url}", mongo_url.rstrip("/"))
+        setattr(settings, name, value)
+
+
+@pytest.mark.parametrize(
+    ("values", "check_id", "setting"),
+    [case[1:] for case in CASES],
+    ids=[case[0] for case in CASES],
+)
+def test_check_reports_it_and_run_time_names_the_setting(
+    settings: Any,
+    mongo_url: str,
+    sessions_collection: Any,
+    values: dict[str, Any],
+    check_id: str,
+    setting: str,
+) -> None:
+    apply(settings, mongo_url, values)
+    messages = check_settings()
+    assert f"mongo_sessions.{check_id}" in ids(messages)
+    for message in messages:
+        assert message.hint
+        assert PASSWORD not in f"{message.msg} {message.hint}"
+        assert quote_plus(PASSWORD) not in f"{message.msg} {message.hint}"
+
+    store = SessionStore()
+    store["visits"] = 1
+    with pytest.raises(ImproperlyConfigured) as raised:
+        store.save()
+    text = full_text(raised.value)
+    assert setting in str(raised.value)
+    assert f"mongo_sessions.{check_id}" in str(raised.value)
+    assert PASSWORD not in text and PASSWORD[5:] not in text
+    # Nothing reached the server (no plain-text connection for tls=maybe).
+    assert sessions_collection.count_documents({}) == 0
+
+
+@requires_async_api
+async def test_run_time_error_from_async_code(settings: Any, mongo_url: str) -> None:
+    settings.MONGO_SESSIONS_URL = server_url(mongo_url, "db?tls=maybe")
+    with pytest.raises(ImproperlyConfigured, match=r"mongo_sessions\.E015"):
+        await SessionStore().acreate()
+
+
+def test_valid_urls_pass(settings: Any) -> None:
+    settings.MONGO_SESSIONS_URL = "mongodb://127.0.0.1:1/db?tls=false&w=majority"
+    assert check_settings() == []
+    settings.MONGO_SESSIONS_CLIENT_OPTIONS = {"tlsAllowInvalidHostnames": True}
+    settings.MONGO_SESSIONS_URL = "mongodb+srv://app:pw@cluster0.example.invalid/db"
+    assert check_settings() == []
+
+
+def test_an_escaped_password_is_valid(settings: Any) -> None:
+    settings.MONGO_SESSIONS_URL = f"mongodb://app:{quote_plus(PASSWORD)}@127.0.0.1:1/db"
+    assert check_settings() == []
+
+
+# --- check --deploy -----------------------------------------------------------------------
+
+
+def test_deploy_check_without_dns_is_e101_with_a_hint(settings: Any) -> None:
+    settings.MONGO_SESSIONS_URL = (
+        f"mongodb+srv://app:{quote_plus(PASSWORD)}@cluster0.example.invalid/db"
+    )
+    settings.MONGO_SESSIONS_TIMEOUT = 2
+    messages = check_server()
+    assert ids(messages) == ["mongo_sessions.E101"]
+    assert "DNS" in (messages[0].hint or "")
+    assert PASSWORD not in messages[0].msg and quote_plus(PASSWORD) not in messages[0].msg
+    with pytest.raises(SystemCheckError, match=r"mongo_sessions\.E101"):
+        call_command("check", "--deploy")
+
+
+DATABASE = "appdb"
+USERS = {
+    # A user who may read and write the sessions, but not list the indexes.
+    "no-list-indexes": ["sessionsWithoutListIndexes"],
+    "read-write": ["readWrite"],
+}
+
+
+@dataclass
+class AuthServer:
+    server: ChildProcess
+
+    def url(self, user: str, password: str = PASSWORD) -> str:
+        return (
+            f"mongodb://{quote_plus(user)}:{quote_plus(password)}@127.0.0.1:"
+            f"{self.server.port}/{DATABASE}?authSource={DATABASE}"
+        )
+
+
+@pytest.fixture(scope="module")
+def auth_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[AuthServer]:
+    storage = tmp_path_factory.mktemp("settings-errors") / "data"
+    with test_mongo_server(storage, test_commands=False) as provisioning:
+        client: pymongo.MongoClient[dict[str, Any]] = pymongo.MongoClient(
+            provisioning.url, serverSelectionTimeoutMS=5000
+        )
+        with client:
+            database = client[DATABASE]
+            database.command(
+                "createRole",
+                "sessionsWithoutListIndexes",
+                privileges=[
+                    {
+                        "resource": {"db": DATABASE, "collection": ""},
+                        "actions": ["find", "insert", "update", "remove"],
+                    }
+                ],
+                roles=[],
+            )
+            for user, roles in USERS.items():
+                database.command("createUser", user, pwd=PASSWORD, roles=roles)
+    with test_mongo_server(storage, auth=True) as server:
+        try:
+            served = AuthServer(server)
+            wait_for_ping(served.url("read-write"))
+            yield served
+        finally:
+            connection.reset()
+
+
+def use(settings: Any, url: str) -> None:
+    settings.MONGO_SESSIONS_URL = url
+    settings.MONGO_SESSIONS_COLLECTION = f"sessions_{uuid.uuid4().hex[:8]}"
+    settings.MONGO_SESSIONS_TIMEOUT = 2
+
+
+def test_deploy_check_user_without_list_indexes_is_e104(
+    settings: Any, auth_server: AuthServer
+) -> None:
+    use(settings, auth_server.url("no-list-indexes"))
+    messages = check_server()
+    assert ids(messages) == ["mongo_sessions.E104"]
+    assert "listIndexes" in messages[0].msg
+    assert "readWrite" in (messages[0].hint or "")
+    assert PASSWORD not in messages[0].msg
+
+
+def test_deploy_check_refused_credentials_is_e105(settings: Any, auth_server: AuthServer) -> None:
+    use(settings, auth_server.url("read-write", password="wrong" + PASSWORD))
+    messages = check_server()
+    assert ids(messages) == ["mongo_sessions.E105"]
+    assert "authSource" in (messages[0].hint or "")
+    assert PASSWORD not in messages[0].msg
+
+
+def test_deploy_check_passes_for_a_read_write_user(settings: Any, auth_server: AuthServer) -> None:
+    use(settings, auth_server.url("read-write"))
+    call_command("mongo_sessions_setup")
+    assert check_server() == []
