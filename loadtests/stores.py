@@ -95,14 +95,20 @@ def _restore(variable: str, value: str | None) -> None:
 
 
 @contextlib.contextmanager
-def mongo_for_run(storage: Path) -> Iterator[tuple[str, bool]]:
-    """MONGO_SESSIONS_URL when set, else an embedded server: yields (url, embedded)."""
+def mongo_for_run(
+    storage: Path, server_args: list[str] | None = None
+) -> Iterator[tuple[str, bool]]:
+    """MONGO_SESSIONS_URL when set, else an embedded server: yields (url, embedded).
+
+    ``server_args`` are more flags of the embedded server.
+    """
     url = os.environ.get("MONGO_SESSIONS_URL", "").strip()
     if url:
         wait_for_ping(url, timeout=30)
         yield url, False
         return
-    with mongo_server(storage, args=["--log-level", "WARNING"]) as server:
+    args = ["--log-level", "WARNING", *(server_args or [])]
+    with mongo_server(storage, args=args) as server:
         yield server.url, True
 
 

@@ -1,26 +1,34 @@
 """``python -m loadtests ops``: what each session operation costs, engine by engine.
 
 For create, load, load-modify-save (a full request cycle), cycle_key, delete
-and load of an unknown key it measures, for mongo_sessions and, in the same
-run, Django's cache engine (Redis when REDIS_URL is set, else local memory)
-and database engine (PostgreSQL when DATABASE_URL is set, else SQLite):
+and load of an unknown key it measures mongo_sessions next to Django's cache
+engine (on Redis when REDIS_URL is set, else local memory), Django's database
+engine (on PostgreSQL when DATABASE_URL is set, else SQLite) and, where Django
+6.1 and django-mongodb-backend are installed, Django's database engine on that
+backend against the same MongoDB server:
 
 * the commands each call sends to its store: MongoDB commands from pymongo
-  command monitoring (``MONGO_SESSIONS_CLIENT_OPTIONS = {"event_listeners":
-  [...]}``), Redis commands from the server's INFO commandstats, SQL
+  command monitoring, Redis commands from the server's INFO commandstats, SQL
   statements (with the BEGIN/COMMIT of Django's transactions) from a
   database execute wrapper, cache calls for local memory;
-* the median client CPU per call, ``time.thread_time_ns()`` around each call,
-  over many iterations after a warm-up, with no counting hooks installed;
-* the median wall time per call, which includes the server's own time.
+* the median client CPU per call, ``time.process_time_ns()`` around each
+  call, with no counting hook installed, every engine configured in the same
+  process and the calls interleaved one by one: each round calls every
+  operation on every engine once, in an order shuffled for each round; and
+  the ratio of mongo_sessions to each of Django's engines, from the same rounds;
+* the median wall time per call, which includes the store's own time;
+* the bytes one session takes in each store.
 
-Django is configured in this process with ``settings.configure()``. MongoDB
-is an embedded SecantusDB on 127.0.0.1 unless MONGO_SESSIONS_URL is set;
-``--start redis,postgresql`` starts a throwaway Redis and PostgreSQL for the run.
+Each run (``--runs N``, default 1) is a process of its own
+(``loadtests.ops.single``) against a fresh MongoDB server: an embedded
+SecantusDB on 127.0.0.1 (``--oplog-max-entries 5000``: its client-side cost
+grows with its oplog) unless MONGO_SESSIONS_URL is set. With several runs the
+report gives the spread over the runs. ``--start redis,postgresql`` starts a
+throwaway Redis and PostgreSQL for the whole command.
 
 Modules: ``engines`` (each engine and how to count what it sends),
 ``measure`` (the operations, as data, and the counting and timing),
-``render`` (the Markdown and JSON results).
+``single`` (one run), ``render`` (the Markdown, JSON and chart).
 """
 
 from __future__ import annotations
@@ -30,60 +38,114 @@ import json
 import os
 import secrets
 import shutil
+import sys
 import tempfile
 from pathlib import Path
+from typing import Any
 
-from mongo_sessions.testing import CommandCounter
+from demo.harness import ChildProcess
 
-from ..results import new_results_folder
-from ..stores import add_start_argument, describe_mongo, mongo_for_run, started_stores
-from .engines import cache_engine, cleanup, configure_django, db_engine, mongo_engine
-from .measure import measure
-from .render import render, to_json
+from ..results import REPO_ROOT, new_results_folder
+from ..stores import add_start_argument, mongo_for_run, started_stores
+from .render import draw_chart, render, to_json
+
+#: Flags of the embedded SecantusDB of each run.
+SECANTUS_ARGS = ["--oplog-max-entries", "5000"]
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
-        "--iterations", type=int, default=1000, help="timed calls per operation and engine"
+        "--iterations", type=int, default=900, help="timed rounds (calls per operation and engine)"
     )
+    parser.add_argument("--warmup", type=int, default=90, help="untimed rounds before them")
     parser.add_argument(
-        "--warmup", type=int, default=100, help="untimed calls before the timed ones"
+        "--runs", type=int, default=1, help="runs, each in a new process on a fresh server"
     )
     parser.add_argument(
         "--count-calls", type=int, default=5, help="calls per operation to count commands on"
+    )
+    parser.add_argument(
+        "--seed", type=int, help="seed of the shuffled order (default: random, reported)"
+    )
+    parser.add_argument(
+        "--run-timeout",
+        type=float,
+        help="seconds one run may take before it is stopped (default: from the rounds)",
     )
     add_start_argument(parser)
     parser.add_argument("--output", help="results folder (default: loadtests/results/<ts>-ops/)")
 
 
 def main(args: argparse.Namespace) -> int:
-    """Run the benchmark; write ops.md and ops.json to the results folder; return 0."""
+    """Run the benchmark; write ops.md, ops.json and ops.png to the results folder; return 0."""
+    if args.runs < 1 or args.iterations < 1 or args.warmup < 0:
+        print("--runs and --iterations must be at least 1, --warmup at least 0", file=sys.stderr)
+        return 2
     folder = new_results_folder(args.output, suffix="-ops")
     print(f"Results folder: {folder}")
+    seed = args.seed if args.seed is not None else secrets.randbelow(2**31)
     tmp = Path(tempfile.mkdtemp(prefix="mongo-sessions-ops-"))
+    runs: list[dict[str, Any]] = []
     try:
-        with started_stores(args.start), mongo_for_run(tmp / "mongo") as (mongo_url, embedded):
+        with started_stores(args.start):
             notes = _fallback_notes()
-            listener = CommandCounter()
-            configure_django(mongo_url, f"ops_{secrets.token_hex(6)}", listener, tmp)
-            engines = [
-                mongo_engine(listener, describe_mongo(mongo_url, embedded)),
-                cache_engine(os.environ.get("REDIS_URL")),
-                db_engine(os.environ.get("DATABASE_URL")),
-            ]
-            try:
-                results = measure(engines, args)
-            finally:
-                cleanup(engines)
+            for n in range(1, args.runs + 1):
+                print(f"\n=== run {n} of {args.runs} ===", flush=True)
+                runs.append(_one_run(n, seed + n, args, folder, tmp / f"mongo-{n}"))
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
-    text = render(engines, results, args, notes, embedded)
+    text = render(runs, args, seed, notes)
     (folder / "ops.md").write_text(text)
-    (folder / "ops.json").write_text(json.dumps(to_json(engines, results, args), indent=2))
+    (folder / "ops.json").write_text(json.dumps(to_json(runs, args, seed), indent=2))
+    draw_chart(runs, folder / "ops.png")
     print()
     print(text)
-    print(f"Written to {folder}")
+    print(f"Written to {folder} (ops.md, ops.json, ops.png, run-N.json)")
     return 0
+
+
+def _one_run(
+    n: int, seed: int, args: argparse.Namespace, folder: Path, storage: Path
+) -> dict[str, Any]:
+    """One run in a new process against a fresh server; returns what it measured."""
+    result = folder / f"run-{n}.json"
+    with mongo_for_run(storage, SECANTUS_ARGS) as (mongo_url, embedded):
+        command = [
+            sys.executable, "-m", "loadtests.ops.single",
+            "--mongo-url", mongo_url,
+            "--iterations", str(args.iterations),
+            "--warmup", str(args.warmup),
+            "--count-calls", str(args.count_calls),
+            "--seed", str(seed),
+            "--result", str(result),
+            *(["--embedded"] if embedded else []),
+        ]  # fmt: skip
+        child = ChildProcess(
+            name=f"ops run {n}",
+            command=command,
+            log_path=None,  # its progress goes to our output
+            cwd=REPO_ROOT,
+            env={**os.environ, "PYTHONUNBUFFERED": "1"},
+            die_with_parent=True,
+        )
+        child.spawn()
+        try:
+            status = child.wait(timeout=_run_timeout(args))
+        finally:
+            child.stop()
+    if status != 0:
+        raise SystemExit(f"run {n} failed with exit status {status}")
+    measured: dict[str, Any] = json.loads(result.read_text())
+    measured["embedded"] = embedded
+    measured["seed"] = seed
+    return measured
+
+
+def _run_timeout(args: argparse.Namespace) -> float:
+    if args.run_timeout:
+        return float(args.run_timeout)
+    # Generous: 6 operations on up to 4 engines per round, against a slow server.
+    return 300.0 + 1.5 * (args.warmup + args.iterations)
 
 
 def _fallback_notes() -> list[str]:

@@ -5,13 +5,14 @@ An :class:`Operation` is a name and three functions of a :class:`Subject`
 argument of ``call`` (timed), and ``check`` says whether what ``call``
 returned is right (on the counting pass, so that a broken engine cannot post
 a fast time). Counting runs with the engines' hooks installed; timing runs
-without them, the engines taking turns call by call.
+without them, in rounds of one call of every operation on every engine in a
+shuffled order.
 """
 
 from __future__ import annotations
 
-import argparse
 import gc
+import random
 import statistics
 import time
 from collections import Counter
@@ -22,8 +23,16 @@ from typing import Any
 
 from .engines import Engine
 
-#: What each session holds.
+#: The cart each session holds.
 CART = {"apple": 2, "coffee": 1}
+#: What each session holds: a user, as django.contrib.auth.login() leaves it, and a cart.
+SESSION: dict[str, Any] = {
+    "_auth_user_id": "42",
+    "_auth_user_backend": "django.contrib.auth.backends.ModelBackend",
+    "_auth_user_hash": "3f1c2a9b8e7d6c5b4a39281706f5e4d3c2b1a09f8e7d6c5b4a3928170f6e5d4c",
+    "cart": CART,
+    "visits": 1,
+}
 
 
 @dataclass
@@ -40,10 +49,9 @@ class Subject:
 
 
 def new_session(engine: Engine) -> str:
-    """Save a session holding the cart; return its key."""
+    """Save a session holding SESSION; return its key."""
     store = engine.store_class()
-    store["cart"] = dict(CART)
-    store["visits"] = 1
+    store.update({**SESSION, "cart": dict(CART)})
     store.save()
     key = str(store.session_key)
     engine.created_keys.append(key)
@@ -173,45 +181,62 @@ def count_commands(engine: Engine, operation: Operation, calls: int) -> list[str
     return list(seen.most_common(1)[0][0])
 
 
-def time_calls(
-    engines: list[Engine], operation: Operation, warmup: int, iterations: int
-) -> dict[str, tuple[list[float], list[float]]]:
-    """Time ``operation`` on every engine, taking turns call by call: key -> (cpu, wall) µs.
+def time_rounds(
+    engines: list[Engine], warmup: int, iterations: int, seed: int
+) -> dict[tuple[str, str], tuple[list[float], list[float]]]:
+    """Time every operation on every engine: (engine key, operation) -> (cpu, wall) in µs.
 
-    Interleaving puts every engine under the same machine conditions (other
-    load, CPU frequency) rather than one engine after the other.
+    Each round makes one call of every operation on every engine, in an order
+    shuffled anew for each round, so that every engine meets the same machine
+    conditions (other load, CPU frequency, caches) rather than one engine after
+    the other. Client CPU is ``time.process_time_ns()``: the user and kernel
+    time of the whole process, so work an engine does in another thread counts
+    too. The first ``warmup`` rounds are not kept.
     """
-    targets = [subject(engine, operation, warmup + iterations) for engine in engines]
-    samples: dict[str, tuple[list[float], list[float]]] = {e.key: ([], []) for e in engines}
+    rng = random.Random(seed)
+    pairs = [
+        (operation, subject(engine, operation, warmup + iterations))
+        for operation in OPERATIONS
+        for engine in engines
+    ]
+    samples: dict[tuple[str, str], tuple[list[float], list[float]]] = {
+        (target.engine.key, operation.name): ([], []) for operation, target in pairs
+    }
     gc.collect()
     for i in range(warmup + iterations):
-        for target in targets:
+        rng.shuffle(pairs)
+        for operation, target in pairs:
             arg = operation.prepare(target)
             w0 = time.perf_counter_ns()
-            c0 = time.thread_time_ns()
+            c0 = time.process_time_ns()
             operation.call(target, arg)
-            c1 = time.thread_time_ns()
+            c1 = time.process_time_ns()
             w1 = time.perf_counter_ns()
             if i >= warmup:
-                cpu, wall = samples[target.engine.key]
+                cpu, wall = samples[target.engine.key, operation.name]
                 cpu.append((c1 - c0) / 1000)
                 wall.append((w1 - w0) / 1000)
     return samples
 
 
-def measure(engines: list[Engine], args: argparse.Namespace) -> dict[tuple[str, str], Measure]:
+def stored_bytes(engine: Engine) -> int:
+    """The bytes one session of the benchmark takes in ``engine``'s store."""
+    return engine.stored_bytes(new_session(engine))
+
+
+def measure(
+    engines: list[Engine], warmup: int, iterations: int, count_calls: int, seed: int
+) -> dict[tuple[str, str], Measure]:
     """Count, then time, every operation on every engine: (engine key, operation) -> Measure."""
     results: dict[tuple[str, str], Measure] = {}
     # Counting first, with the hooks installed; then timing, without them.
     for engine in engines:
         engine.counting_off()
         for operation in OPERATIONS:
-            commands = count_commands(engine, operation, args.count_calls)
+            commands = count_commands(engine, operation, count_calls)
             results[engine.key, operation.name] = Measure(commands, [], [])
-    for operation in OPERATIONS:
-        print(f"timing {operation.name}...", flush=True)
-        samples = time_calls(engines, operation, args.warmup, args.iterations)
-        for engine in engines:
-            measured = results[engine.key, operation.name]
-            measured.cpu_us, measured.wall_us = samples[engine.key]
+    print(f"timing {warmup} + {iterations} rounds...", flush=True)
+    samples = time_rounds(engines, warmup, iterations, seed)
+    for key, (cpu, wall) in samples.items():
+        results[key].cpu_us, results[key].wall_us = cpu, wall
     return results
