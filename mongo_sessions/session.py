@@ -19,6 +19,7 @@ from django.utils import timezone as django_timezone
 from django.utils.crypto import get_random_string
 from pymongo.errors import DuplicateKeyError
 
+from . import devices, signals, touch
 from .clock import utc_now
 from .conf import conf
 from .connection import aget_collection, get_collection
@@ -89,7 +90,9 @@ class SessionStore(SessionBase):
             # Unknown or expired: forget the key so that a write creates a new one.
             self._session_key = None
             return {}
-        return self.decode(document.get("data"))
+        data = self.decode(document.get("data"))
+        touch.remember_loaded(self, document, data)  # the touch rule compares with it
+        return data
 
     def exists(self, session_key: str) -> bool:
         if not self._validate_session_key(session_key):
@@ -142,7 +145,10 @@ class SessionStore(SessionBase):
                     collection.insert_one(document)
                 except DuplicateKeyError as e:
                     raise CreateError from e
+            signals.send_session_created(self)
         else:
+            if touch.touched(self, session_key, data):  # unmodified: expiry only, or nothing
+                return None
             update = self._update(data)
             with mongo_operation("save", session_key):
                 collection = get_collection()
@@ -165,7 +171,10 @@ class SessionStore(SessionBase):
                     await collection.insert_one(document)
                 except DuplicateKeyError as e:
                     raise CreateError from e
+            await signals.asend_session_created(self)
         else:
+            if await touch.atouched(self, session_key, data):  # unmodified: expiry only, or nothing
+                return None
             update = self._update(data)
             with mongo_operation("save", session_key):
                 collection = await aget_collection()
@@ -194,7 +203,8 @@ class SessionStore(SessionBase):
             return
         with mongo_operation("delete", session_key):
             collection = get_collection()
-            collection.delete_one({"_id": session_key})
+            result = collection.delete_one({"_id": session_key})
+        signals.send_session_deleted(self, session_key, result.deleted_count)
 
     async def adelete(self, session_key: str | None = None) -> None:
         if session_key is None:
@@ -205,7 +215,8 @@ class SessionStore(SessionBase):
             return
         with mongo_operation("delete", session_key):
             collection = await aget_collection()
-            await collection.delete_one({"_id": session_key})
+            result = await collection.delete_one({"_id": session_key})
+        await signals.asend_session_deleted(self, session_key, result.deleted_count)
 
     @classmethod
     def clear_expired(cls) -> None:
@@ -231,6 +242,7 @@ class SessionStore(SessionBase):
         user_id = data.get(AUTH_USER_ID_KEY)
         if user_id is not None:
             fields["user_id"] = str(user_id)
+        fields.update(devices.stored_fields(self))  # when MONGO_SESSIONS_RECORD_DEVICES is on
         return fields
 
     def _new_document(self, session_key: str, data: dict[str, Any]) -> dict[str, Any]:
@@ -258,7 +270,8 @@ class SessionStore(SessionBase):
         return utc_now() + timedelta(seconds=expiry)
 
 
-_DATA_ONLY = {"_id": False, "data": True}
+# expire_date too: the touch rule (MONGO_SESSIONS_TOUCH_AFTER) compares with it.
+_DATA_ONLY = {"_id": False, "data": True, "expire_date": True}
 _ID_ONLY = {"_id": True}
 
 
