@@ -7,9 +7,11 @@ from typing import TYPE_CHECKING, Any
 __version__ = "1.0.0"
 __all__ = [
     "UserSession",
+    "arevoke_session",
     "arevoke_user_sessions",
     "auser_sessions",
     "hash_session_key",
+    "revoke_session",
     "revoke_user_sessions",
     "user_sessions",
 ]
@@ -18,8 +20,10 @@ if TYPE_CHECKING:
     from .redaction import hash_session_key
     from .users import (
         UserSession,
+        arevoke_session,
         arevoke_user_sessions,
         auser_sessions,
+        revoke_session,
         revoke_user_sessions,
         user_sessions,
     )
