@@ -14,6 +14,7 @@ from pymongo.errors import PyMongoError
 from pymongo.uri_parser import parse_uri
 
 from .conf import DEFAULT_CLIENT_OPTIONS, conf
+from .feature_checks import check_feature_settings
 
 INVALID_DB_NAME_CHARS = frozenset('/\\. "$\x00')
 MAX_DB_NAME_LENGTH = 63
@@ -31,6 +32,7 @@ def check_settings(
     messages += _check_names()
     messages += _check_numbers()
     messages += _check_client_options()
+    messages += check_feature_settings()  # database alias, touch rule, devices (E040-E049)
     return messages
 
 
