@@ -32,9 +32,7 @@ ALIAS = "mongodb"
 
 
 @pytest.fixture
-def alias_entry(
-    settings: Any, mongo_url: str, django_db_blocker: Any
-) -> Iterator[dict[str, Any]]:
+def alias_entry(settings: Any, mongo_url: str, django_db_blocker: Any) -> Iterator[dict[str, Any]]:
     """A DATABASES entry of django-mongodb-backend on the test server, for this test only."""
     counter = CommandCounter()
     entry = connections.configure_settings(
@@ -45,7 +43,7 @@ def alias_entry(
                 "HOST": mongo_url,
                 "NAME": TEST_DB,
                 "OPTIONS": {"event_listeners": [counter], "serverSelectionTimeoutMS": 5000},
-            }
+            },
         }
     )[ALIAS]
     entry["COUNTER"] = counter  # for the tests' eyes only; the backend ignores it
