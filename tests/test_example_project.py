@@ -416,8 +416,8 @@ def test_json_contract_cart_login_sessions_logout(
         listed = browser.get("/sessions/").json()["sessions"]
         assert len(listed) == 2
         assert [s["current"] for s in listed].count(True) == 1
-        page = browser.get("/sessions/", accept="text/html")
-        assert page.status == 200 and "this device" in page.text
+        page = browser.get("/account/sessions/", accept="text/html")
+        assert page.status == 200 and "(this device)" in page.text
 
         # "Log out my other devices" from the browser: the phone is signed out.
         assert browser.post("/sessions/revoke-others/").json() == {"revoked": 1}

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from django.urls import path
+from django.urls import include, path
 
 from demo import views
 
@@ -14,6 +14,9 @@ urlpatterns = [
     path("cart/remove/", views.cart_remove, name="cart-remove"),
     path("login/", views.login_view, name="login"),
     path("logout/", views.logout_view, name="logout"),
+    # The package's "Your sessions" pages: list the devices, end one, end all others.
+    path("account/sessions/", include("mongo_sessions.urls")),
+    # JSON for scripts and the load tests; browsers are sent to account/sessions/.
     path("sessions/", views.sessions_list, name="sessions"),
     path("sessions/revoke-others/", views.revoke_others, name="revoke-others"),
     path("session/", views.session_detail, name="session"),

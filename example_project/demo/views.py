@@ -249,7 +249,9 @@ def _login_required(request: HttpRequest) -> HttpResponseBase | None:
 @ensure_csrf_cookie
 @never_cache
 def sessions_list(request: HttpRequest) -> HttpResponseBase:
-    """The signed-in user's sessions ("devices"), the current one marked."""
+    """The signed-in user's sessions as JSON; browsers get the package's page."""
+    if not wants_json(request):
+        return redirect("mongo_sessions:list")
     if (denied := _login_required(request)) is not None:
         return denied
     current = mongo_sessions.hash_session_key(request.session.session_key or "")
@@ -262,20 +264,18 @@ def sessions_list(request: HttpRequest) -> HttpResponseBase:
         }
         for s in mongo_sessions.user_sessions(request.user)
     ]
-    if wants_json(request):
-        return JsonResponse(
-            {
-                "sessions": [
-                    {
-                        **row,
-                        "created_at": _iso(row["created_at"]),
-                        "expire_date": _iso(row["expire_date"]),
-                    }
-                    for row in rows
-                ]
-            }
-        )
-    return render(request, "demo/sessions.html", {"sessions": rows})
+    return JsonResponse(
+        {
+            "sessions": [
+                {
+                    **row,
+                    "created_at": _iso(row["created_at"]),
+                    "expire_date": _iso(row["expire_date"]),
+                }
+                for row in rows
+            ]
+        }
+    )
 
 
 @require_POST
@@ -288,7 +288,7 @@ def revoke_others(request: HttpRequest) -> HttpResponseBase:
     if wants_json(request):
         return JsonResponse({"revoked": revoked})
     messages.success(request, f"Logged out {revoked} other session{'' if revoked == 1 else 's'}.")
-    return redirect("sessions")
+    return redirect("mongo_sessions:list")
 
 
 @require_GET
