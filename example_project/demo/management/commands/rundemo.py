@@ -6,8 +6,9 @@
 * With ``MONGO_SESSIONS_URL`` it uses that server and starts nothing else.
 
 Then it runs the migrations, creates the demo user (``demo_setup``), starts
-gunicorn with several workers and prints the address. Ctrl-C or SIGTERM stops
-gunicorn, then the embedded server, each by its own process id.
+gunicorn with several workers (or, with ``--asgi``, uvicorn serving
+``demo.asgi``) and prints the address. Ctrl-C or SIGTERM stops the web server,
+then the embedded server, each by its own process id.
 """
 
 from __future__ import annotations
@@ -99,7 +100,12 @@ class Command(BaseCommand):
             help="seconds to wait for MongoDB and for gunicorn to answer",
         )
         parser.add_argument(
-            "--access-log", action="store_true", help="have gunicorn log every request"
+            "--access-log", action="store_true", help="have the web server log every request"
+        )
+        parser.add_argument(
+            "--asgi",
+            action="store_true",
+            help="serve the demo with uvicorn (ASGI, demo.asgi) instead of gunicorn (WSGI)",
         )
 
     # -- process handling ---------------------------------------------------
@@ -161,9 +167,10 @@ class Command(BaseCommand):
         self._say("Demo stopped.")
 
     def _run(self, **options: Any) -> None:
-        if find_spec("gunicorn") is None:
+        server = "uvicorn" if options["asgi"] else "gunicorn"
+        if find_spec(server) is None:
             raise CommandError(
-                "gunicorn is not installed: pip install 'django-mongo-sessions[demo]'"
+                f"{server} is not installed: pip install 'django-mongo-sessions[demo]'"
             )
         host: str = options["host"]
         port: int = options["port"]
@@ -197,23 +204,13 @@ class Command(BaseCommand):
             raise CommandError(f"demo_setup failed with status {setup.returncode}.")
 
         bind = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
-        cmd = [
-            sys.executable, "-m", "gunicorn", "demo.wsgi",
-            "--chdir", str(PROJECT_DIR),
-            "--bind", bind,
-            "--workers", str(options["workers"]),
-            "--graceful-timeout", "10",
-            "--timeout", "30",
-        ]  # fmt: skip
-        cmd += gunicorn_flags()
-        if options["access_log"]:
-            cmd += ["--access-logfile", "-"]
-        gunicorn = self._spawn("gunicorn", cmd, env=env)
-        self._say(f"gunicorn pid {gunicorn.pid}, {options['workers']} workers, on {bind}")
-        probe_host = "127.0.0.1" if host in ("0.0.0.0", "") else ("::1" if host == "::" else host)
-        self._wait_for(
-            "gunicorn", lambda: _health(probe_host, port) is not None, timeout, proc=gunicorn
+        cmd = (
+            _asgi_command(host, port, options) if options["asgi"] else _wsgi_command(bind, options)
         )
+        web = self._spawn(server, cmd, env=env)
+        self._say(f"{server} pid {web.pid}, {options['workers']} workers, on {bind}")
+        probe_host = "127.0.0.1" if host in ("0.0.0.0", "") else ("::1" if host == "::" else host)
+        self._wait_for(server, lambda: _health(probe_host, port) is not None, timeout, proc=web)
         status = _health(probe_host, port)
         if status != 200:
             self._say(
@@ -278,6 +275,36 @@ class Command(BaseCommand):
             self._say("\n".join(["Last lines of " + str(log_path) + ":", *tail]))
             raise
         return url
+
+
+def _wsgi_command(bind: str, options: dict[str, Any]) -> list[str]:
+    cmd = [
+        sys.executable, "-m", "gunicorn", "demo.wsgi",
+        "--chdir", str(PROJECT_DIR),
+        "--bind", bind,
+        "--workers", str(options["workers"]),
+        "--graceful-timeout", "10",
+        "--timeout", "30",
+    ]  # fmt: skip
+    cmd += gunicorn_flags()
+    if options["access_log"]:
+        cmd += ["--access-logfile", "-"]
+    return cmd
+
+
+def _asgi_command(host: str, port: int, options: dict[str, Any]) -> list[str]:
+    """Serve demo.asgi with uvicorn: the session is loaded and saved by the async client."""
+    cmd = [
+        sys.executable, "-m", "uvicorn", "demo.asgi:application",
+        "--app-dir", str(PROJECT_DIR),
+        "--host", host,
+        "--port", str(port),
+        "--workers", str(options["workers"]),
+        "--timeout-graceful-shutdown", "10",
+    ]  # fmt: skip
+    if not options["access_log"]:
+        cmd.append("--no-access-log")
+    return cmd
 
 
 def _redact(url: str) -> str:
