@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import signal
 import subprocess
 import sys
 import time
+import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -15,7 +17,7 @@ import pytest
 import requests
 
 from mongo_sessions.testing import CommandCounter
-from tests.servers import REPO_ROOT, demo_env, free_port
+from tests.servers import DEMO_MANAGE_PY, REPO_ROOT, demo_env, free_port
 from tests.support import TEST_DB, requires_async_api
 
 START_TIMEOUT = 60.0
@@ -170,3 +172,70 @@ async def test_counter_per_client(mongo_url: str) -> None:
     assert async_counter.commands == ["insert", "delete"]
     with pytest.raises(ValueError, match="client must be"):
         CommandCounter("both")
+
+
+@pytest.mark.slow
+def test_rundemo_asgi_serves_the_demo_with_uvicorn(
+    mongo_url: str, mongo_client: Any, tmp_path: Path
+) -> None:
+    """``manage.py rundemo --asgi``: uvicorn serves the demo; sessions, login and devices work."""
+    database = f"demo_asgi_{uuid.uuid4().hex[:8]}"
+    port = free_port()
+    log_path = tmp_path / "rundemo.log"
+    env = demo_env(MONGO_SESSIONS_URL=mongo_url.rstrip("/") + f"/{database}")
+    command = [
+        sys.executable, str(DEMO_MANAGE_PY), "rundemo", "--asgi",
+        "--host", "127.0.0.1", "--port", str(port), "--workers", "1",
+        "--data-dir", str(tmp_path / "data"),
+    ]  # fmt: skip
+    with log_path.open("ab") as log:
+        process = subprocess.Popen(
+            command, env=env, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL
+        )
+    base = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 120
+        while "Demo running at" not in log_path.read_text(errors="replace"):
+            assert process.poll() is None, log_path.read_text(errors="replace")[-3000:]
+            assert time.monotonic() < deadline, log_path.read_text(errors="replace")[-3000:]
+            time.sleep(0.2)
+        assert "uvicorn pid" in log_path.read_text()
+        laptop = requests.Session()
+        laptop.headers.update({"Accept": "application/json", "User-Agent": "Laptop/1.0"})
+        laptop.get(f"{base}/login/", timeout=15)
+        csrf = {"X-CSRFToken": laptop.cookies["csrftoken"]}
+        login = {"username": "demo", "password": "demo-password"}
+        assert laptop.post(f"{base}/login/", login, headers=csrf, timeout=15).json() == {
+            "user": "demo"
+        }
+        assert [laptop.get(f"{base}/counter/", timeout=15).json()["visits"] for _ in range(2)] == [
+            1,
+            2,
+        ]
+        phone = requests.Session()
+        phone.headers.update({"Accept": "application/json", "User-Agent": "Phone/2.0"})
+        phone.get(f"{base}/login/", timeout=15)
+        phone.post(
+            f"{base}/login/", login, headers={"X-CSRFToken": phone.cookies["csrftoken"]}, timeout=15
+        )
+        page = laptop.get(f"{base}/account/sessions/", headers={"Accept": "text/html"}, timeout=15)
+        assert page.status_code == 200
+        assert "Laptop/1.0" in page.text and "Phone/2.0" in page.text
+        assert "127.0.0.0/24" in page.text
+        csrf = {"X-CSRFToken": laptop.cookies["csrftoken"]}  # rotated by the login
+        ended = laptop.post(f"{base}/account/sessions/end-others/", headers=csrf, timeout=15)
+        assert ended.status_code == 200  # redirected back to the list
+        assert phone.get(f"{base}/login/", timeout=15).json() == {"user": None}
+        assert laptop.get(f"{base}/login/", timeout=15).json() == {"user": "demo"}
+        stored = mongo_client[database]["mongo_sessions"].find_one(
+            {"_id": laptop.cookies["sessionid"]}
+        )
+        assert stored["user_agent"] == "Laptop/1.0"
+    finally:
+        process.send_signal(signal.SIGTERM)
+        try:
+            process.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait(timeout=10)
+        mongo_client.drop_database(database)
