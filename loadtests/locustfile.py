@@ -81,6 +81,14 @@ def _add_arguments(parser: Any) -> None:
         help="the demo runs with SESSION_SAVE_EVERY_REQUEST = True: check that reads refresh",
     )
     group.add_argument(
+        "--touch-after",
+        type=float,
+        default=0.0,
+        env_var="LOADTEST_TOUCH_AFTER",
+        help="the demo runs with MONGO_SESSIONS_TOUCH_AFTER = this (s): reads extend the "
+        "stored expiry only past it (0: off)",
+    )
+    group.add_argument(
         "--max-fail-ratio",
         type=float,
         default=0.0,
@@ -251,6 +259,11 @@ class SessionUser(HttpUser):
     def save_every_request(self) -> bool:
         options = self.environment.parsed_options
         return bool(options and options.save_every_request)
+
+    @property
+    def touch_after(self) -> float:
+        options = self.environment.parsed_options
+        return float(options.touch_after) if options else 0.0
 
     _recovering = False
     visits = 0  # the counter value this user last saw; subclasses reset it in start_over
@@ -506,6 +519,9 @@ class ReturningVisitor(SessionUser):
         new, old = datetime.fromisoformat(body["expire_date"]), self.expire_date
         if old is None:
             return None
+        if self.touch_after:
+            # MONGO_SESSIONS_TOUCH_AFTER: a read moves it only past the window, never back.
+            return None if new >= old else f"expire_date went back ({old} -> {new})"
         if self.save_every_request and not new > old:
             return f"SESSION_SAVE_EVERY_REQUEST: expire_date did not move ({old} -> {new})"
         if not self.save_every_request and new != old:

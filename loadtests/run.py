@@ -78,6 +78,17 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="run the demo with SESSION_SAVE_EVERY_REQUEST = True (and check that reads save)",
     )
     parser.add_argument(
+        "--asgi",
+        action="store_true",
+        help="serve the demo with uvicorn (rundemo --asgi) instead of gunicorn",
+    )
+    parser.add_argument(
+        "--touch-after",
+        type=float,
+        default=None,
+        help="run the demo with MONGO_SESSIONS_TOUCH_AFTER = this many seconds (default: off)",
+    )
+    parser.add_argument(
         "--real-password-hashing",
         action="store_true",
         help="keep Django's PBKDF2 for logins (by default the demo hashes with MD5 during the "
@@ -200,6 +211,8 @@ def run_engine(
         "--data-dir", str(data_dir),
         "--startup-timeout", str(args.startup_timeout),
     ]  # fmt: skip
+    if args.asgi:
+        command.append("--asgi")
     if user_url:
         mongo_url = user_url
     else:
@@ -212,6 +225,8 @@ def run_engine(
         "DEMO_SESSION_ENGINE": engine,
         "DEMO_SESSION_SAVE_EVERY_REQUEST": "1" if args.save_every_request else "0",
         "DEMO_FAST_PASSWORD_HASHER": "0" if args.real_password_hashing else "1",
+        # Off unless asked: the demo's own default is 300 s.
+        "MONGO_SESSIONS_TOUCH_AFTER": "" if args.touch_after is None else str(args.touch_after),
         "PYTHONUNBUFFERED": "1",
     }
     demo_log = (folder / "demo.log").open("wb")
@@ -294,6 +309,8 @@ def _run_locust(
     ]  # fmt: skip
     if args.save_every_request:
         command.append("--save-every-request")
+    if args.touch_after is not None:
+        command += ["--touch-after", str(args.touch_after)]
     if args.users is not None:
         command += ["--users", str(args.users)]
     if args.spawn_rate is not None:
@@ -452,9 +469,13 @@ def summarize(results: list[EngineResult], args: argparse.Namespace, folder: Pat
         f"- Scenario: loadtests/locustfile.py, {first.get('users', '?')} users "
         f"(spawn rate {first.get('spawn_rate', '?')}/s), {first.get('run_time', '?')} s per "
         f"engine, {_think(first.get('think_time'))}",
-        f"- Server: the demo site (example_project) under gunicorn, {args.workers} sync workers "
-        f"on {LOOPBACK}; SESSION_SAVE_EVERY_REQUEST "
-        f"{'= True' if args.save_every_request else 'off (Django default)'}; password hasher "
+        f"- Server: the demo site (example_project) under "
+        f"{'uvicorn (ASGI)' if args.asgi else 'gunicorn'}, {args.workers} "
+        f"{'worker processes' if args.asgi else 'sync workers'} on {LOOPBACK}; "
+        f"SESSION_SAVE_EVERY_REQUEST "
+        f"{'= True' if args.save_every_request else 'off (Django default)'}; "
+        f"MONGO_SESSIONS_TOUCH_AFTER "
+        f"{'off' if args.touch_after is None else f'= {args.touch_after:g} s'}; password hasher "
         f"{'PBKDF2 (Django default)' if args.real_password_hashing else 'MD5 (load-test switch)'}",
         f"- Thresholds (exit code): failure ratio <= {first.get('max_fail_ratio', '?')}, "
         f"p95 <= {first.get('max_p95_ms', '?')} ms",
