@@ -123,7 +123,10 @@ class SessionMiddleware(DjangoSessionMiddleware):
             at_browser_close = session.get_expire_at_browser_close()
             expiry_age = session.get_expiry_age()
             try:
-                session.save()
+                if action == "touch":
+                    touch.touch_read_only(session)
+                else:
+                    session.save()
             except UpdateError as e:
                 raise _interrupted() from e
             if action == "save" or touch.outcome(session) == touch.EXTENDED:
@@ -147,7 +150,10 @@ class SessionMiddleware(DjangoSessionMiddleware):
             at_browser_close = await session.aget_expire_at_browser_close()
             expiry_age = await session.aget_expiry_age()
             try:
-                await session.asave()
+                if action == "touch":
+                    await touch.atouch_read_only(session)
+                else:
+                    await session.asave()
             except UpdateError as e:
                 raise _interrupted() from e
             if action == "save" or touch.outcome(session) == touch.EXTENDED:

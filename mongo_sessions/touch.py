@@ -11,13 +11,15 @@ session whose lifetime is shorter than twice ``TOUCH_AFTER`` is touched once
 half of it has passed, so that an active session never runs out.
 
 A session is modified, and saved in full, when Django says so (``modified``)
-or when its data changed in place (a list in it appended to): the data's
-serialization at load and at save are compared.
+or, for a save() (what ``SESSION_SAVE_EVERY_REQUEST`` calls), when its data
+changed in place (a list in it appended to): the stored data, decoded again,
+is compared with the session's. The middleware's touch of a read-only request
+without ``SESSION_SAVE_EVERY_REQUEST`` skips that comparison: Django saves no
+in-place change there either.
 """
 
 from __future__ import annotations
 
-import hashlib
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -33,7 +35,7 @@ from .operation import mongo_operation
 EXPIRY_FIELD = "expire_date"
 # The attributes a SessionStore gets when it loads a session while the rule is on.
 _STORED_EXPIRY = "_mongo_sessions_stored_expiry"
-_FINGERPRINT = "_mongo_sessions_fingerprint"
+_STORED_DATA = "_mongo_sessions_stored_data"
 _OUTCOME = "_mongo_sessions_touch"
 
 # Outcomes of the rule for one save, kept on the store for the middleware.
@@ -49,16 +51,6 @@ class _Touch:
     update: dict[str, Any]
 
 
-def _fingerprint(session: SessionBase, data: dict[str, Any]) -> bytes | None:
-    try:
-        serialized = session.serializer().dumps(data)
-    except Exception:
-        return None  # unserializable: the full save reports it
-    if isinstance(serialized, str):
-        serialized = serialized.encode()
-    return hashlib.blake2b(serialized, digest_size=16).digest()
-
-
 def remember_loaded(
     session: SessionBase, document: dict[str, Any] | None, data: dict[str, Any]
 ) -> None:
@@ -68,10 +60,16 @@ def remember_loaded(
     expiry = document.get(EXPIRY_FIELD)
     if isinstance(expiry, datetime):
         setattr(session, _STORED_EXPIRY, expiry)
-        setattr(session, _FINGERPRINT, _fingerprint(session, data))
+        # The encoded string as stored: decoded again only by a save() that needs it.
+        setattr(session, _STORED_DATA, document.get("data"))
 
 
-def _plan(session: SessionBase, data: dict[str, Any]) -> _Touch | str | None:
+def _changed_in_place(session: SessionBase, data: dict[str, Any]) -> bool:
+    stored = getattr(session, _STORED_DATA, None)
+    return stored is None or session.decode(stored) != data
+
+
+def _plan(session: SessionBase, data: dict[str, Any], in_place: bool) -> _Touch | str | None:
     """Return None for a full save, SKIPPED for no write, or the touch to send."""
     touch_after = conf.MONGO_SESSIONS_TOUCH_AFTER
     if touch_after is None or session.modified:
@@ -79,9 +77,8 @@ def _plan(session: SessionBase, data: dict[str, Any]) -> _Touch | str | None:
     stored: datetime | None = getattr(session, _STORED_EXPIRY, None)
     if stored is None:
         return None  # not loaded by this store: nothing to compare with
-    fingerprint = getattr(session, _FINGERPRINT, None)
-    if fingerprint is None or _fingerprint(session, data) != fingerprint:
-        return None  # changed in place: Django's SESSION_SAVE_EVERY_REQUEST saves it in full
+    if in_place and _changed_in_place(session, data):
+        return None  # SESSION_SAVE_EVERY_REQUEST saves such a change in full: so do we
     now = utc_now()
     expire_date: datetime = session._expire_date(data)  # type: ignore[attr-defined]
     lifetime = (expire_date - now).total_seconds()
@@ -110,14 +107,17 @@ def _done(session: SessionBase, plan: _Touch | str, matched: int = 1) -> bool:
     return True
 
 
-def touched(session: SessionBase, session_key: str, data: dict[str, Any]) -> bool:
+def touched(
+    session: SessionBase, session_key: str, data: dict[str, Any], in_place: bool = True
+) -> bool:
     """Apply the rule to a save of ``session``; return False when it must be saved in full.
 
-    Raises UpdateError when the touch finds no live document (Django's
-    middleware turns it into SessionInterrupted), and what mongo_operation()
-    raises when MongoDB fails.
+    ``in_place=False`` skips the check for data changed in place (the
+    middleware's touch of a read-only request). Raises UpdateError when the
+    touch finds no live document (Django's middleware turns it into
+    SessionInterrupted), and what mongo_operation() raises when MongoDB fails.
     """
-    plan = _plan(session, data)
+    plan = _plan(session, data, in_place)
     if plan is None:
         setattr(session, _OUTCOME, None)
         return False
@@ -129,9 +129,11 @@ def touched(session: SessionBase, session_key: str, data: dict[str, Any]) -> boo
     return _done(session, plan, result.matched_count)
 
 
-async def atouched(session: SessionBase, session_key: str, data: dict[str, Any]) -> bool:
+async def atouched(
+    session: SessionBase, session_key: str, data: dict[str, Any], in_place: bool = True
+) -> bool:
     """Apply the rule to an asave() of ``session``, from async code (see touched())."""
-    plan = _plan(session, data)
+    plan = _plan(session, data, in_place)
     if plan is None:
         setattr(session, _OUTCOME, None)
         return False
@@ -141,6 +143,26 @@ async def atouched(session: SessionBase, session_key: str, data: dict[str, Any])
         collection = await aget_collection()
         result = await collection.update_one(_live(session_key), plan.update)
     return _done(session, plan, result.matched_count)
+
+
+def touch_read_only(session: SessionBase) -> None:
+    """Extend the expiry of a read-only request's session if the rule says so (the middleware).
+
+    Nothing else is written: without SESSION_SAVE_EVERY_REQUEST Django saves
+    no unmodified session, in-place changes included.
+    """
+    key = session.session_key
+    data = getattr(session, "_session_cache", None)
+    if key is not None and data is not None:
+        touched(session, key, data, in_place=False)
+
+
+async def atouch_read_only(session: SessionBase) -> None:
+    """Extend the expiry of a read-only request's session, from async code."""
+    key = session.session_key
+    data = getattr(session, "_session_cache", None)
+    if key is not None and data is not None:
+        await atouched(session, key, data, in_place=False)
 
 
 def wants_touch(session: SessionBase) -> bool:

@@ -207,6 +207,33 @@ def test_a_change_in_place_is_saved_with_save_every_request(
     assert SessionStore(key).load() == {"cart": ["apple", "coffee"]}
 
 
+def test_an_explicit_save_keeps_a_change_in_place(
+    recorder: Recorder, sessions_collection: Any
+) -> None:
+    key = stored_session()
+    session = SessionStore(key)
+    session["cart"].append("tea")  # modified stays False
+    session.save()
+    assert SessionStore(key).load() == {"cart": ["apple", "tea"]}
+
+
+def test_without_save_every_request_a_change_in_place_is_not_saved_as_in_django(
+    recorder: Recorder, sessions_collection: Any
+) -> None:
+    key = stored_session()
+    age_stored_expiry(sessions_collection, key, TOUCH_AFTER + 5)
+
+    def append_in_place(request: HttpRequest) -> HttpResponse:
+        request.session["cart"].append("coffee")
+        return HttpResponse("ok")
+
+    recorder.commands.clear()
+    run(SessionMiddleware, append_in_place, key)
+    (statement,) = recorder.writes[0]["updates"]
+    assert set(statement["u"]["$set"]) == {"expire_date"}  # the touch, nothing else
+    assert SessionStore(key).load() == {"cart": ["apple"]}
+
+
 def test_cookie_is_sent_again_only_when_the_expiry_moved(
     recorder: Recorder, sessions_collection: Any
 ) -> None:
