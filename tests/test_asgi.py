@@ -23,8 +23,6 @@ from tests.support import TEST_DB, requires_async_api
 START_TIMEOUT = 60.0
 STOP_TIMEOUT = 10.0
 
-pytestmark = requires_async_api
-
 
 @dataclass
 class AsgiSite:
@@ -127,6 +125,7 @@ def warm_up(site: AsgiSite) -> None:
     site.reset_counts()
 
 
+@requires_async_api  # the site's views use the async session and auth API
 def test_under_uvicorn_the_sync_client_sends_nothing(asgi_site: AsgiSite) -> None:
     warm_up(asgi_site)
     answers = browse(asgi_site)
@@ -146,6 +145,7 @@ def test_under_uvicorn_the_sync_client_sends_nothing(asgi_site: AsgiSite) -> Non
     )
 
 
+@requires_async_api
 def test_django_middleware_under_uvicorn_saves_with_the_sync_client(
     mongo_url: str, sessions_collection: Any, tmp_path: Path
 ) -> None:
