@@ -6,7 +6,13 @@ These tests need django-mongodb-backend, which needs Django 6.1 (and so Python
 
 from __future__ import annotations
 
+import json
+import os
+import subprocess
+import sys
+import uuid
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -26,6 +32,7 @@ from mongo_sessions import connection
 from mongo_sessions.checks import check_settings
 from mongo_sessions.session import SessionStore
 from mongo_sessions.testing import CommandCounter
+from tests.servers import REPO_ROOT, demo_env
 from tests.support import TEST_DB
 
 ALIAS = "mongodb"
@@ -133,3 +140,40 @@ def test_checks_report_another_connection_setting(
 ) -> None:
     settings.MONGO_SESSIONS_URL = mongo_url
     assert [m.id for m in check_settings()] == ["mongo_sessions.E041"]
+
+
+def test_a_site_all_on_mongodb(mongo_url: str, mongo_client: Any, tmp_path: Path) -> None:
+    """Users on django-mongodb-backend, sessions on the same connection: migrate, log in, async."""
+    database = f"mdb_site_{uuid.uuid4().hex[:8]}"
+    (tmp_path / "mdb_migrations").mkdir()
+    (tmp_path / "mdb_migrations" / "__init__.py").write_text("")
+    env = demo_env(
+        DJANGO_SETTINGS_MODULE="tests.mongodb_site.settings",
+        PYTHONPATH=os.pathsep.join([str(REPO_ROOT), str(tmp_path)]),
+        MDB_SITE_URL=mongo_url,
+        MDB_SITE_DB=database,
+    )
+
+    def run(*args: str) -> str:
+        done = subprocess.run(
+            [sys.executable, *args], env=env, cwd=REPO_ROOT, capture_output=True, text=True,
+            timeout=300, check=False,
+        )  # fmt: skip
+        assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-4000:]
+        return done.stdout
+
+    try:
+        run("-m", "django", "makemigrations", "auth", "contenttypes")
+        run("-m", "django", "migrate")  # permissions and content types are created too
+        synced = json.loads(run("-m", "tests.mongodb_site.scenario", "sync").splitlines()[-1])
+        assert synced["logged_in"] is True
+        assert synced["listed"] == 1
+        assert synced["revoked"] == 1
+        assert synced["connection"]["style"] == "database-alias"
+        assert synced["connection"]["database"] == database
+        assert mongo_client[database]["auth_permission"].count_documents({}) > 0
+        first_async = json.loads(run("-m", "tests.mongodb_site.scenario", "async").splitlines()[-1])
+        assert first_async == {"loaded": ["apple"], "user_listed": 1, "style": "database-alias"}
+        assert mongo_client[database]["mongo_sessions"].count_documents({}) == 2
+    finally:
+        mongo_client.drop_database(database)
