@@ -15,7 +15,7 @@
 #
 # Checks, in order:
 #   1. GET /health/ answers 200 (the first response; its delay is measured);
-#   2. GET /counter/ (Accept: application/json) gives {"visits": 1} and sets
+#   2. GET /api/counter/ (the JSON API) gives {"visits": 1} and sets
 #      the sessionid cookie; again with the cookie gives {"visits": 2};
 #      without a cookie, a fresh session starts at 1 again;
 #   3. the image's HEALTHCHECK passes and the server runs as a non-root user;
@@ -246,11 +246,11 @@ wait_health() {  # $1: seconds; prints the seconds it took since $2
 visits() {  # $1: curl cookie options ("jar" or "none"); prints the visit count
     local body
     if [[ "$1" == jar ]]; then
-        body="$(curl -fsS -m 15 -c "$jar" -b "$jar" -H 'Accept: application/json' "$base/counter/")"
+        body="$(curl -fsS -m 15 -c "$jar" -b "$jar" "$base/api/counter/")"
     else
-        body="$(curl -fsS -m 15 -H 'Accept: application/json' "$base/counter/")"
+        body="$(curl -fsS -m 15 "$base/api/counter/")"
     fi || return 1
-    log "GET /counter/ ($1 cookie) -> $body" >&2
+    log "GET /api/counter/ ($1 cookie) -> $body" >&2
     "$PY" -c 'import json, sys; print(json.loads(sys.argv[1])["visits"])' "$body"
 }
 
@@ -263,13 +263,13 @@ eng 120 run -d --name "$name" -p "127.0.0.1:$port:8000" \
 first_s="$(wait_health 240 "$t0")" || die "the demo did not come up"
 log "first response (GET /health/ -> 200) $first_s s after start"
 
-v1="$(visits jar)" || die "GET /counter/ failed"
+v1="$(visits jar)" || die "GET /api/counter/ failed"
 [[ "$v1" == 1 ]] || die "first visit gave visits=$v1, expected 1"
 grep -q 'sessionid' "$jar" || die "no sessionid cookie was set"
-v2="$(visits jar)" || die "GET /counter/ with the cookie failed"
+v2="$(visits jar)" || die "GET /api/counter/ with the cookie failed"
 [[ "$v2" == 2 ]] || die "second visit with the cookie gave visits=$v2, expected 2"
 log "OK: visits $v1 then $v2 with the sessionid cookie"
-v_new="$(visits none)" || die "GET /counter/ without a cookie failed"
+v_new="$(visits none)" || die "GET /api/counter/ without a cookie failed"
 [[ "$v_new" == 1 ]] || die "a request without the cookie gave visits=$v_new, expected 1"
 
 uid="$(eng 30 exec "$name" id -u)" || die "could not exec in the container"
@@ -301,7 +301,7 @@ log "stopped on SIGTERM in $stop_s s (exit code $code)"
 t0=$(now)
 eng 60 start "$name" >/dev/null || die "could not restart the container"
 restart_s="$(wait_health 240 "$t0")" || die "the demo did not come back after a restart"
-v3="$(visits jar)" || die "GET /counter/ after the restart failed"
+v3="$(visits jar)" || die "GET /api/counter/ after the restart failed"
 [[ "$v3" == 3 ]] || die "after a restart the cookie gave visits=$v3, expected 3"
 log "OK: after a restart (up again in $restart_s s) the same cookie gives visits $v3"
 

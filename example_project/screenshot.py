@@ -17,70 +17,35 @@ import argparse
 import base64
 import contextlib
 import os
-import signal
-import socket
-import subprocess
 import sys
 import tempfile
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+PROJECT_DIR = Path(__file__).resolve().parent
+sys.path.insert(0, str(PROJECT_DIR))  # the demo package (demo.harness), as manage.py does
+
+from demo.harness import CHROMIUM, CHROMIUM_ARGS, demo_server  # noqa: E402
+
 if TYPE_CHECKING:
     from playwright.sync_api import ViewportSize
 
-PROJECT_DIR = Path(__file__).resolve().parent
 REPO_ROOT = PROJECT_DIR.parent
-CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_ARGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
 PAGE_SIZE: ViewportSize = {"width": 760, "height": 500}
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 @contextlib.contextmanager
-def running_demo(timeout: float = 120.0) -> Iterator[str]:
+def running_demo() -> Iterator[str]:
     """Start ``rundemo`` in a temporary folder; yield its base URL; stop it by pid."""
     with tempfile.TemporaryDirectory(prefix="demo-screenshot-") as tmp:
-        port = _free_port()
-        log_path = Path(tmp) / "rundemo.log"
-        env = {**os.environ, "DJANGO_SETTINGS_MODULE": "demo.settings"}
-        cmd = [
-            sys.executable, str(PROJECT_DIR / "manage.py"), "rundemo",
-            "--host", "127.0.0.1", "--port", str(port), "--workers", "2",
-            "--data-dir", str(Path(tmp) / "data"),
-        ]  # fmt: skip
-        with open(log_path, "wb") as log:
-            proc = subprocess.Popen(cmd, env=env, stdout=log, stderr=subprocess.STDOUT)
-        try:
-            deadline = time.monotonic() + timeout
-            while "Demo running at" not in log_path.read_text(errors="replace"):
-                if proc.poll() is not None or time.monotonic() > deadline:
-                    raise RuntimeError("rundemo did not start:\n" + log_path.read_text())
-                time.sleep(0.2)
-            yield f"http://127.0.0.1:{port}"
-        finally:
-            if proc.poll() is None:
-                proc.send_signal(signal.SIGTERM)
-                try:
-                    proc.wait(timeout=60)
-                except subprocess.TimeoutExpired:
-                    proc.kill()
-                    proc.wait(timeout=30)
+        demo = demo_server(
+            data_dir=Path(tmp) / "data",
+            log_path=Path(tmp) / "rundemo.log",
+            env={**os.environ, "DJANGO_SETTINGS_MODULE": "demo.settings"},
+        )
+        with demo:
+            yield demo.url
 
 
 def take(base: str, out: Path, username: str, password: str) -> None:
@@ -110,7 +75,7 @@ def take(base: str, out: Path, username: str, password: str) -> None:
             log_in(page, remember=True)
             page.goto(f"{base}/cart/")
             cart_png = page.screenshot()
-            page.goto(f"{base}/sessions/")
+            page.goto(f"{base}/account/sessions/")
             sessions_png = page.screenshot()
 
             def img(png: bytes) -> str:
@@ -126,7 +91,8 @@ def take(base: str, out: Path, username: str, password: str) -> None:
                     <img style="display:block;border-radius:8px;box-shadow:0 2px 10px #0003"
                          src="{img(cart_png)}"></figure>
                   <figure style="margin:0"><figcaption style="margin-bottom:8px">
-                    <b>/sessions/</b> &mdash; every signed-in device, from MongoDB</figcaption>
+                    <b>/account/sessions/</b> &mdash; every signed-in device, from MongoDB
+                    </figcaption>
                     <img style="display:block;border-radius:8px;box-shadow:0 2px 10px #0003"
                          src="{img(sessions_png)}"></figure>
                 </div></body></html>"""

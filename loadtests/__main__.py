@@ -1,4 +1,4 @@
-"""``python -m loadtests run|ops``: see loadtests/README-section.rst."""
+"""``python -m loadtests run|ops``: the load test and the per-operation benchmark."""
 
 from __future__ import annotations
 

@@ -6,7 +6,8 @@ Four kinds of users share the load (``weight``):
 * ``Shopper``: cart writes on an existing session, with reads in between;
 * ``ReturningVisitor``: reads on an existing session; it also checks what
   ``SESSION_SAVE_EVERY_REQUEST`` promises (a read refreshes the session) and,
-  without it, that a read never writes;
+  without it, that a read never writes (with ``--touch-after``, that a read
+  moves the stored expiry only forward, past ``MONGO_SESSIONS_TOUCH_AFTER``);
 * ``LoginChurn``: log in (the key is cycled), log out (the session is
   deleted), a wrong password now and then, and replays of the keys that
   should be dead.
@@ -21,353 +22,34 @@ Run headless with the defaults of ``loadtests/locust.conf``::
     locust -f loadtests/locustfile.py --config loadtests/locust.conf --host http://127.0.0.1:8000
 
 or let ``python -m loadtests run`` start the demo, run this and write a report.
-The custom options below (``--session-engine``, ``--save-every-request``,
-``--max-fail-ratio``, ``--max-p95-ms``, ``--think-time``) can also be set in
-locust.conf or as ``LOADTEST_*`` environment variables.
+The custom options (``--session-engine``, ``--save-every-request``, ``--touch-after``,
+``--max-fail-ratio``, ``--max-p95-ms``, ``--think-time``; loadtests/thresholds.py)
+can also be set in locust.conf or as ``LOADTEST_*`` environment variables. The
+checks are in loadtests/checks.py, the plumbing the users share in
+loadtests/session_user.py.
 """
 
 from __future__ import annotations
 
-import json
-import logging
 import random
-from collections.abc import Callable
+import sys
 from datetime import datetime
-from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
-from locust import HttpUser, events, task
+from locust import task
 from locust.clients import HttpSession
-from locust.env import Environment
 
-logger = logging.getLogger("loadtests")
+# Locust imports this file by path, with only loadtests/ on sys.path: make the
+# checkout importable (the loadtests package puts example_project/ there too).
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-#: The demo's catalogue (example_project/demo/views.py), to compute expected totals.
-CATALOGUE: dict[str, Decimal] = {
-    "apple": Decimal("0.50"),
-    "bread": Decimal("2.25"),
-    "coffee": Decimal("7.00"),
-}
-ENGINES = ("mongo_sessions", "cache", "db", "signed_cookies")
-#: Engines that keep sessions on the server, so a deleted or cycled key is dead.
-#: With signed_cookies the whole session is in the cookie: an old cookie stays
-#: valid until it expires, which is that engine's documented limitation.
-SERVER_SIDE = frozenset({"mongo_sessions", "cache", "db"})
+import loadtests
+import loadtests.thresholds  # noqa: F401 - registers the options and the thresholds
+from loadtests.checks import expect_cart, expect_text, expect_user
+from loadtests.session_user import SESSION_COOKIE, SessionUser
 
-SESSION_COOKIE = "sessionid"
-CSRF_COOKIE = "csrftoken"
-JSON_HEADERS = {"Accept": "application/json"}
 DEMO_USER = ("demo", "demo-password")
-
-Check = Callable[[Any], str | None]
-
-
-@events.init_command_line_parser.add_listener
-def _add_arguments(parser: Any) -> None:
-    group = parser.add_argument_group("django-mongo-sessions load test")
-    group.add_argument(
-        "--session-engine",
-        choices=ENGINES,
-        default="mongo_sessions",
-        env_var="LOADTEST_SESSION_ENGINE",
-        help="session engine the demo runs (DEMO_SESSION_ENGINE): decides what can be checked",
-    )
-    group.add_argument(
-        "--save-every-request",
-        action="store_true",
-        default=False,
-        env_var="LOADTEST_SAVE_EVERY_REQUEST",
-        help="the demo runs with SESSION_SAVE_EVERY_REQUEST = True: check that reads refresh",
-    )
-    group.add_argument(
-        "--touch-after",
-        type=float,
-        default=0.0,
-        env_var="LOADTEST_TOUCH_AFTER",
-        help="the demo runs with MONGO_SESSIONS_TOUCH_AFTER = this (s): reads extend the "
-        "stored expiry only past it (0: off)",
-    )
-    group.add_argument(
-        "--max-fail-ratio",
-        type=float,
-        default=0.0,
-        env_var="LOADTEST_MAX_FAIL_RATIO",
-        help="exit with 1 when more than this ratio of requests failed (default 0: any failure)",
-    )
-    group.add_argument(
-        "--max-p95-ms",
-        type=float,
-        default=2000.0,
-        env_var="LOADTEST_MAX_P95_MS",
-        help="exit with 1 when the 95th percentile response time exceeds this (ms)",
-    )
-    group.add_argument(
-        "--think-time",
-        type=float,
-        default=0.0,
-        env_var="LOADTEST_THINK_TIME",
-        help="each user waits a random 0..this many seconds between tasks (default 0)",
-    )
-
-
-@events.quitting.add_listener
-def _apply_thresholds(environment: Environment, **kwargs: Any) -> None:
-    """Set the exit code from the thresholds: failures, p95, and errors in this file."""
-    options = environment.parsed_options
-    if options is None:  # run as a library, no command line
-        return
-    total = environment.stats.total
-    problems: list[str] = []
-    if total.num_requests == 0:
-        problems.append("no request was made")
-    if total.fail_ratio > options.max_fail_ratio:
-        problems.append(
-            f"failure ratio {total.fail_ratio:.4f} > {options.max_fail_ratio:g} "
-            f"({total.num_failures} of {total.num_requests} requests)"
-        )
-    p95 = total.get_response_time_percentile(0.95) or 0
-    if p95 > options.max_p95_ms:
-        problems.append(f"p95 {p95:.0f} ms > {options.max_p95_ms:g} ms")
-    runner = environment.runner
-    if runner is not None and runner.exceptions:
-        problems.append(f"{len(runner.exceptions)} exception(s) raised in the locustfile")
-    _write_verdict(environment, total, p95, problems)
-    if problems:
-        logger.error("Thresholds not met: %s", "; ".join(problems))
-        environment.process_exit_code = 1
-    else:
-        logger.info(
-            "Thresholds met: failure ratio %.4f <= %g, p95 %.0f ms <= %g ms",
-            total.fail_ratio,
-            options.max_fail_ratio,
-            p95,
-            options.max_p95_ms,
-        )
-        environment.process_exit_code = 0
-
-
-def _write_verdict(environment: Environment, total: Any, p95: float, problems: list[str]) -> None:
-    """Next to the CSV files: the thresholds applied and the options in effect."""
-    options = environment.parsed_options
-    prefix = getattr(options, "csv_prefix", None)
-    if options is None or not prefix:
-        return
-    verdict = {
-        "passed": not problems,
-        "problems": problems,
-        "requests": total.num_requests,
-        "failures": total.num_failures,
-        "fail_ratio": total.fail_ratio,
-        "p95_ms": p95,
-        "max_fail_ratio": options.max_fail_ratio,
-        "max_p95_ms": options.max_p95_ms,
-        "users": options.num_users,
-        "spawn_rate": options.spawn_rate,
-        "run_time": options.run_time,
-        "think_time": options.think_time,
-        "session_engine": options.session_engine,
-        "save_every_request": options.save_every_request,
-        "host": environment.host,
-    }
-    Path(f"{prefix}_verdict.json").write_text(json.dumps(verdict, indent=2))
-
-
-# --- checks ----------------------------------------------------------------
-
-
-def cart_payload(cart: dict[str, int]) -> dict[str, Any]:
-    """The JSON the demo answers for ``cart``."""
-    total = sum((CATALOGUE[item] * n for item, n in cart.items()), Decimal("0.00"))
-    return {"cart": dict(cart), "total": f"{total:.2f}"}
-
-
-def expect_equal(expected: Any) -> Check:
-    def check(body: Any) -> str | None:
-        if body != expected:
-            return f"expected {expected}, got {body}"
-        return None
-
-    return check
-
-
-def expect_cart(cart: dict[str, int]) -> Check:
-    """The cart must show exactly what this user put in it (a lost write fails)."""
-    expected = cart_payload(cart)
-
-    def check(body: Any) -> str | None:
-        if not isinstance(body, dict) or body.get("cart") != expected["cart"]:
-            got = body.get("cart") if isinstance(body, dict) else body
-            return f"stale or lost cart: expected {expected['cart']}, got {got}"
-        if body.get("total") != expected["total"]:
-            return f"wrong total: expected {expected['total']}, got {body.get('total')}"
-        return None
-
-    return check
-
-
-def expect_visits(visits: int) -> Check:
-    def check(body: Any) -> str | None:
-        got = body.get("visits") if isinstance(body, dict) else body
-        if got != visits:
-            return f"stale or lost counter: expected visits={visits}, got {got}"
-        return None
-
-    return check
-
-
-def expect_user(user: str | None) -> Check:
-    def check(body: Any) -> str | None:
-        got = body.get("user", "<missing>") if isinstance(body, dict) else body
-        if got != user:
-            return f"expected user {user!r}, got {got!r}"
-        return None
-
-    return check
-
-
-def _snippet(response: Any) -> str:
-    try:
-        return repr((response.text or "")[:200])
-    except Exception:  # a connection error has no body to decode
-        return repr(getattr(response, "error", None))
-
-
-# --- users -----------------------------------------------------------------
-
-
-class SessionUser(HttpUser):
-    """Shared plumbing: JSON calls checked with catch_response, CSRF, cookies."""
-
-    abstract = True
-
-    def wait_time(self) -> float:
-        options = self.environment.parsed_options
-        think = options.think_time if options is not None else 0.0
-        return random.uniform(0.0, think) if think > 0 else 0.0
-
-    @property
-    def engine(self) -> str:
-        options = self.environment.parsed_options
-        return options.session_engine if options is not None else "mongo_sessions"
-
-    @property
-    def server_side(self) -> bool:
-        return self.engine in SERVER_SIDE
-
-    @property
-    def save_every_request(self) -> bool:
-        options = self.environment.parsed_options
-        return bool(options and options.save_every_request)
-
-    @property
-    def touch_after(self) -> float:
-        options = self.environment.parsed_options
-        return float(options.touch_after) if options else 0.0
-
-    _recovering = False
-    visits = 0  # the counter value this user last saw; subclasses reset it in start_over
-
-    def on_start(self) -> None:
-        self.start_over()
-
-    def start_over(self) -> None:
-        """Forget everything: a new visitor with no cookie. Subclasses reset their state."""
-        self.client.cookies.clear()
-
-    def recover(self) -> None:
-        """Start over after a failure, once (a failure while starting over does not loop)."""
-        if self._recovering:
-            return
-        self._recovering = True
-        try:
-            self.start_over()
-        finally:
-            self._recovering = False
-
-    def session_key(self) -> str | None:
-        return self.client.cookies.get(SESSION_COOKIE)
-
-    def call(
-        self,
-        method: str,
-        path: str,
-        *,
-        name: str,
-        check: Check | None = None,
-        status: int = 200,
-        data: dict[str, str] | None = None,
-        client: HttpSession | None = None,
-        cookies: dict[str, str] | None = None,
-        expect_session_cookie: bool | None = None,
-    ) -> Any:
-        """Make one request and validate it; return the JSON body, or None after a failure.
-
-        ``expect_session_cookie``: True when the response must set the session
-        cookie (a save), False when it must not (a read that does not write).
-        A failure makes the user start over, so it does not cascade.
-        """
-        http = client or self.client
-        headers = dict(JSON_HEADERS)
-        if method == "POST":
-            token = http.cookies.get(CSRF_COOKIE)
-            if token:
-                headers["X-CSRFToken"] = token
-        with http.request(
-            method,
-            path,
-            name=name,
-            headers=headers,
-            data=data,
-            cookies=cookies,
-            catch_response=True,
-        ) as response:
-            problem = None
-            body: Any = None
-            if response.status_code != status:
-                problem = f"HTTP {response.status_code} (expected {status}): {_snippet(response)}"
-            else:
-                try:
-                    body = response.json()
-                except ValueError:
-                    problem = f"not JSON: {_snippet(response)}"
-            if problem is None and check is not None:
-                problem = check(body)
-            if problem is None and expect_session_cookie is not None:
-                sets_cookie = SESSION_COOKIE in response.cookies
-                if sets_cookie != expect_session_cookie:
-                    problem = (
-                        "the response saved the session (Set-Cookie) although it only read it"
-                        if sets_cookie
-                        else "SESSION_SAVE_EVERY_REQUEST: a read did not save the session"
-                    )
-            if problem is not None:
-                response.failure(problem)
-            else:
-                response.success()
-        if problem is not None:
-            self.recover()
-            return None
-        return body
-
-    def post(self, path: str, *, name: str, data: dict[str, str], **kwargs: Any) -> Any:
-        return self.call("POST", path, name=name, data=data, **kwargs)
-
-    def count_visit_checked(self, name: str = "/counter/") -> bool:
-        """Visit the counter, which must show one more than this user saw; keep it if so."""
-        visits = self.visits + 1
-        if self.call("GET", "/counter/", name=name, check=expect_visits(visits)):
-            self.visits = visits
-            return True
-        return False
-
-    def read_expectation(self) -> bool | None:
-        """What a read on an existing session must do with the cookie.
-
-        With SESSION_SAVE_EVERY_REQUEST every response saves and sets the cookie;
-        without it a read must not write at all.
-        """
-        return self.save_every_request
 
 
 class AnonymousVisitor(SessionUser):
@@ -397,12 +79,14 @@ class AnonymousVisitor(SessionUser):
 
     @task(3)
     def read_home(self) -> None:
+        """The home page (HTML), which reads the session to show who is signed in."""
         self.call(
             "GET",
             "/",
             name="/",
-            check=expect_user(None),
+            check=expect_text("Not signed in"),
             expect_session_cookie=self.read_expectation() if self.visits else False,
+            page=True,
         )
 
     @task(1)
@@ -425,10 +109,7 @@ class Shopper(SessionUser):
 
     @task(5)
     def add_item(self) -> None:
-        item = random.choice(list(CATALOGUE))
-        cart = {**self.cart, item: self.cart.get(item, 0) + 1}
-        if self.post("/cart/add/", name="/cart/add/", data={"item": item}, check=expect_cart(cart)):
-            self.cart = cart
+        if self.add_item_checked():
             self.wrote = True
 
     @task(2)
@@ -448,13 +129,7 @@ class Shopper(SessionUser):
 
     @task(4)
     def view_cart(self) -> None:
-        self.call(
-            "GET",
-            "/cart/",
-            name="/cart/",
-            check=expect_cart(self.cart),
-            expect_session_cookie=self.read_expectation() if self.wrote else False,
-        )
+        self.view_cart_checked(self.read_expectation() if self.wrote else False)
 
     @task(1)
     def count_visit(self) -> None:
@@ -490,13 +165,7 @@ class ReturningVisitor(SessionUser):
 
     @task(6)
     def view_cart(self) -> None:
-        self.call(
-            "GET",
-            "/cart/",
-            name="/cart/",
-            check=expect_cart(self.cart),
-            expect_session_cookie=self.read_expectation(),
-        )
+        self.view_cart_checked(self.read_expectation())
 
     @task(2)
     def inspect_session(self) -> None:
@@ -648,11 +317,8 @@ class LoginChurn(SessionUser):
 
     @task(2)
     def view_cart(self) -> None:
-        self.call("GET", "/cart/", name="/cart/", check=expect_cart(self.cart))
+        self.view_cart_checked()
 
     @task(2)
     def add_item(self) -> None:
-        item = random.choice(list(CATALOGUE))
-        cart = {**self.cart, item: self.cart.get(item, 0) + 1}
-        if self.post("/cart/add/", name="/cart/add/", data={"item": item}, check=expect_cart(cart)):
-            self.cart = cart
+        self.add_item_checked()

@@ -1,4 +1,9 @@
-"""Read Locust's CSV files, draw the charts and format the tables."""
+"""Read Locust's statistics, draw the engines side by side, and format the tables.
+
+Each engine's run has Locust's own HTML report (requests/s, response times and
+users over time); the one chart drawn here, ``comparison.png``, adds what no
+single report has: the engines' throughput and p95 next to each other.
+"""
 
 from __future__ import annotations
 
@@ -69,44 +74,6 @@ def read_failures(csv_prefix: Path) -> list[dict[str, str]]:
         return list(csv.DictReader(f))
 
 
-@dataclass
-class History:
-    """The Aggregated rows of ``_stats_history.csv``, one per second."""
-
-    seconds: list[float]
-    users: list[int]
-    rps: list[float]
-    failures_per_s: list[float]
-    p50: list[float | None]
-    p95: list[float | None]
-    p99: list[float | None]
-
-
-def read_history(csv_prefix: Path) -> History:
-    path = csv_prefix.with_name(csv_prefix.name + "_stats_history.csv")
-    history = History([], [], [], [], [], [], [])
-    start: float | None = None
-    with path.open(newline="") as f:
-        for row in csv.DictReader(f):
-            if row["Name"] != "Aggregated":
-                continue
-            t = float(row["Timestamp"])
-            start = t if start is None else start
-            history.seconds.append(t - start)
-            history.users.append(int(row["User Count"]))
-            history.rps.append(_number(row["Requests/s"]) or 0.0)
-            history.failures_per_s.append(_number(row["Failures/s"]) or 0.0)
-            # A second with no request in the window has no percentile (written as 0).
-            empty = not _number(row["Requests/s"]) and not _number(row["50%"])
-            for series, column in (
-                (history.p50, "50%"),
-                (history.p95, "95%"),
-                (history.p99, "99%"),
-            ):
-                series.append(None if empty else _number(row[column]))
-    return history
-
-
 def _matplotlib() -> Any:
     import matplotlib
 
@@ -116,45 +83,10 @@ def _matplotlib() -> Any:
     return plt
 
 
-def draw_history_chart(history: History, title: str, path: Path) -> None:
-    """Requests/s (and failures/s) over time above p50/p95/p99 latency over time."""
-    plt = _matplotlib()
-    fig, (top, bottom) = plt.subplots(2, 1, figsize=(10, 7), sharex=True)
-    top.plot(history.seconds, history.rps, label="requests/s", color="tab:blue")
-    if any(history.failures_per_s):
-        top.plot(history.seconds, history.failures_per_s, label="failures/s", color="tab:red")
-    top.set_ylabel("requests per second")
-    top.set_ylim(bottom=0)
-    top.grid(True, alpha=0.3)
-    top.legend(loc="upper left")
-    users = top.twinx()
-    users.plot(history.seconds, history.users, color="tab:gray", linestyle=":", label="users")
-    users.set_ylabel("users")
-    users.set_ylim(bottom=0)
-    for values, label, color in (
-        (history.p50, "p50", "tab:green"),
-        (history.p95, "p95", "tab:orange"),
-        (history.p99, "p99", "tab:red"),
-    ):
-        points = [(t, v) for t, v in zip(history.seconds, values, strict=True) if v is not None]
-        if points:
-            xs, ys = zip(*points, strict=True)
-            bottom.plot(xs, ys, label=label, color=color)
-    bottom.set_ylabel("response time, ms (last 10 s window)")
-    bottom.set_xlabel("seconds since start")
-    bottom.set_ylim(bottom=0)
-    bottom.grid(True, alpha=0.3)
-    bottom.legend(loc="upper left")
-    fig.suptitle(title)
-    fig.tight_layout()
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
-
-
 def draw_comparison_chart(
     engines: Sequence[str], rps: Sequence[float], p95: Sequence[float], path: Path
 ) -> None:
-    """Requests/s and p95 per engine, side by side."""
+    """Write a PNG of requests/s and p95 (ms) per engine, side by side, to ``path``."""
     plt = _matplotlib()
     fig, (left, right) = plt.subplots(1, 2, figsize=(10, 4))
     left.bar(engines, rps, color="tab:blue")

@@ -37,9 +37,11 @@ from pathlib import Path
 from typing import Any
 
 import bson
+import pymongo
 from pymongo import monitoring
 
-from .common import machine, mongo_client, mongo_for_run
+from .results import machine
+from .stores import mongo_for_run
 
 TOUCH_AFTER = 300.0
 SIZES = {"small": {"cart": {"apple": 2, "bread": 1}, "visits": 7}, "large": None}
@@ -126,7 +128,10 @@ def bench(url: str, warmup: int, iterations: int) -> list[Variant]:
     listener = Sent()
     collection_name = f"touch_{secrets.token_hex(4)}"
     configure(url, collection_name, listener)
-    direct = mongo_client(url)["loadtests"][collection_name]
+    direct: pymongo.MongoClient[dict[str, Any]] = pymongo.MongoClient(
+        url, serverSelectionTimeoutMS=5000
+    )
+    documents = direct["loadtests"][collection_name]
 
     def view(request: HttpRequest) -> HttpResponse:
         request.session.get("visits")
@@ -156,9 +161,10 @@ def bench(url: str, warmup: int, iterations: int) -> list[Variant]:
         settings.MONGO_SESSIONS_TOUCH_AFTER = variant.touch_after
         settings.SESSION_SAVE_EVERY_REQUEST = variant.save_every_request
         if variant.past_window:
-            document = direct.find_one({"_id": variant.key}, {"expire_date": 1})
+            document = documents.find_one({"_id": variant.key}, {"expire_date": 1})
+            assert document is not None, "the variant's session is gone"
             older = document["expire_date"] - timedelta(seconds=TOUCH_AFTER + 1)
-            direct.update_one({"_id": variant.key}, {"$set": {"expire_date": older}})
+            documents.update_one({"_id": variant.key}, {"$set": {"expire_date": older}})
         request = factory.get("/")
         request.COOKIES[settings.SESSION_COOKIE_NAME] = variant.key
         return lambda: middleware(request)
@@ -183,7 +189,8 @@ def bench(url: str, warmup: int, iterations: int) -> list[Variant]:
                     variant.cpu_us.append((c1 - c0) / 1000)
                     variant.wall_us.append((w1 - w0) / 1000)
     finally:
-        direct.drop()
+        documents.drop()
+        direct.close()
         connection.reset()
     return variants
 

@@ -1,6 +1,7 @@
 """Fixtures: a live MongoDB-wire server over TCP, and a fresh collection per test.
 
-By default a SecantusDB server is started on 127.0.0.1 for the session. Set
+By default a SecantusDB server (tests/servers.py) is started on 127.0.0.1 for
+the session, with its data in pytest's temporary folder. Set
 MONGO_SESSIONS_TEST_URL to run the suite against a real mongod instead.
 """
 
@@ -15,25 +16,19 @@ import pytest
 
 from mongo_sessions import connection
 from mongo_sessions.testing import CommandCounter
-from tests.servers import ServerProcess, remove_storage, temporary_storage, wait_for_ping
+from tests.servers import test_mongo_server, wait_for_ping
 from tests.support import TEST_DB, TEST_URL
 
 
 @pytest.fixture(scope="session")
-def mongo_url() -> Iterator[str]:
+def mongo_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """The URL (without database) of the live server the tests use."""
     if TEST_URL:
         wait_for_ping(TEST_URL)
         yield TEST_URL
         return
-    storage = temporary_storage()
-    server = ServerProcess(storage_path=storage / "data").start()
-    try:
-        wait_for_ping(server.url)
+    with test_mongo_server(tmp_path_factory.mktemp("mongo") / "data") as server:
         yield server.url
-    finally:
-        server.stop()
-        remove_storage(storage)
 
 
 @pytest.fixture(scope="session")

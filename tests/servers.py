@@ -1,154 +1,68 @@
-"""Start and stop MongoDB-wire test servers (SecantusDB) as processes on loopback."""
+"""Servers of the tests' own, on ``demo.harness``: SecantusDB, and the demo site.
+
+Every one listens on 127.0.0.1, keeps its data and log in a folder the test
+gives (from pytest's ``tmp_path`` or ``tmp_path_factory``), is ready when a
+probe answers and is stopped by its own PID.
+"""
 
 from __future__ import annotations
 
+import contextlib
 import os
-import shutil
 import signal
-import socket
 import subprocess
 import sys
-import tempfile
-import time
-from dataclasses import dataclass, field
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit, urlunsplit
 
 import pymongo
-from pymongo.errors import PyMongoError
+import trustme
 
-START_TIMEOUT = 30.0
-REPO_ROOT = Path(__file__).resolve().parent.parent
+from demo.harness import (
+    DEMO_API,
+    MANAGE_PY,
+    PROJECT_DIR,
+    ChildProcess,
+    demo_server,
+    free_port,
+    gunicorn_server,
+    mongo_server,
+    uvicorn_server,
+    wait_for_ping,
+)
 
+__all__ = [
+    "DEMO_API",
+    "MANAGE_PY",
+    "PROJECT_DIR",
+    "REPO_ROOT",
+    "ChildProcess",
+    "RunDemo",
+    "TlsFiles",
+    "asgi_test_site",
+    "demo_env",
+    "free_port",
+    "gunicorn_site",
+    "make_tls_files",
+    "pid_alive",
+    "provision_user",
+    "run_demo_setup",
+    "rundemo",
+    "rundemo_process",
+    "test_mongo_server",
+    "wait_for_ping",
+    "with_database",
+]
 
-def free_port() -> int:
-    """Return a TCP port on 127.0.0.1 that is free right now."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-@dataclass
-class ServerProcess:
-    """A SecantusDB server running as a child process."""
-
-    storage_path: Path
-    port: int = field(default_factory=free_port)
-    auth: bool = False
-    test_commands: bool = True
-    ttl_sweep_seconds: float = 1.0
-    tls_cert_file: str | None = None
-    tls_key_file: str | None = None
-    # Further launcher flags, e.g. ["--sync-on-commit"].
-    extra_args: list[str] = field(default_factory=list)
-    process: subprocess.Popen[bytes] | None = None
-    log_path: Path | None = None
-
-    @property
-    def url(self) -> str:
-        return f"mongodb://127.0.0.1:{self.port}/"
-
-    def start(self) -> ServerProcess:
-        self.storage_path.mkdir(parents=True, exist_ok=True)
-        command = [
-            sys.executable, "-m", "tests.secantus_launcher",
-            "--port", str(self.port),
-            "--storage-path", str(self.storage_path),
-            "--ttl-sweep-seconds", str(self.ttl_sweep_seconds),
-        ]  # fmt: skip
-        if self.auth:
-            command.append("--auth")
-        if self.test_commands:
-            command.append("--enable-test-commands")
-        if self.tls_cert_file and self.tls_key_file:
-            command += ["--tls-cert-file", self.tls_cert_file, "--tls-key-file", self.tls_key_file]
-        command += self.extra_args
-        # A file, not a pipe: nobody reads the pipe while the tests run, and a full
-        # pipe would block the server.
-        self.log_path = self.storage_path.parent / f"secantusd-{self.port}.log"
-        with self.log_path.open("ab") as log:
-            self.process = subprocess.Popen(
-                command, cwd=REPO_ROOT, stdout=log, stderr=subprocess.STDOUT
-            )
-        self._wait_until_listening()
-        return self
-
-    def _wait_until_listening(self) -> None:
-        deadline = time.monotonic() + START_TIMEOUT
-        while time.monotonic() < deadline:
-            assert self.process is not None
-            if self.process.poll() is not None:
-                err = self.log_path.read_text(errors="replace")[-2000:]
-                raise RuntimeError(f"secantusd-py exited with {self.process.returncode}: {err}")
-            try:
-                with socket.create_connection(("127.0.0.1", self.port), timeout=0.5):
-                    return
-            except OSError:
-                time.sleep(0.1)
-        self.stop()
-        raise RuntimeError(f"secantusd-py did not listen on port {self.port} in {START_TIMEOUT}s")
-
-    def kill(self) -> None:
-        """Stop the server abruptly (SIGKILL), as a crash would."""
-        if self.process is not None and self.process.poll() is None:
-            os.kill(self.process.pid, signal.SIGKILL)
-            self.process.wait(timeout=10)
-
-    def stop(self) -> None:
-        if self.process is None or self.process.poll() is not None:
-            return
-        self.process.terminate()
-        try:
-            self.process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            self.kill()
+REPO_ROOT = PROJECT_DIR.parent
+# secantusd-py has no flag for the TTL monitor's period: tests/secantus_launcher.py has.
+TEST_LAUNCHER = [sys.executable, "-m", "tests.secantus_launcher"]
 
 
-def wait_for_ping(url: str, timeout: float = START_TIMEOUT, **client_options: object) -> None:
-    """Wait until the server at ``url`` answers a ping."""
-    deadline = time.monotonic() + timeout
-    last_error: Exception | None = None
-    while time.monotonic() < deadline:
-        client: pymongo.MongoClient[dict[str, object]] = pymongo.MongoClient(
-            url, serverSelectionTimeoutMS=1000, **client_options
-        )
-        try:
-            client.admin.command("ping")
-            return
-        except PyMongoError as e:
-            last_error = e
-            time.sleep(0.2)
-        finally:
-            client.close()
-    raise RuntimeError(f"no ping answer from {url}: {last_error}")
-
-
-def temporary_storage() -> Path:
-    return Path(tempfile.mkdtemp(prefix="mongo-sessions-test-"))
-
-
-def remove_storage(path: Path) -> None:
-    shutil.rmtree(path, ignore_errors=True)
-
-
-def provision_user(storage_path: Path, database: str, username: str, password: str) -> None:
-    """Create a readWrite user of ``database`` in a server's data, with auth off.
-
-    As SecantusDB (and mongod) want it: connect once without auth, createUser in
-    the database that will be the authSource, then restart the server with --auth.
-    """
-    server = ServerProcess(storage_path=storage_path, test_commands=False).start()
-    try:
-        wait_for_ping(server.url)
-        client: pymongo.MongoClient[dict[str, Any]] = pymongo.MongoClient(
-            server.url, serverSelectionTimeoutMS=5000
-        )
-        with client:
-            client[database].command(
-                "createUser", username, pwd=password, roles=[{"role": "readWrite", "db": database}]
-            )
-    finally:
-        server.stop()
+# --- MongoDB-wire servers ---------------------------------------------------------------
 
 
 @dataclass(frozen=True)
@@ -161,182 +75,184 @@ class TlsFiles:
 
 
 def make_tls_files(directory: Path, name: str) -> TlsFiles:
-    """Make a CA and a certificate for 127.0.0.1/localhost with the openssl CLI."""
-    openssl = shutil.which("openssl")
-    if openssl is None:
-        raise FileNotFoundError("the openssl command is needed to make test certificates")
+    """Make a CA (trustme) and a certificate it signed for 127.0.0.1 and localhost."""
     directory.mkdir(parents=True, exist_ok=True)
-    ca_key, ca_file = directory / f"{name}-ca.key", directory / f"{name}-ca.pem"
-    key_file, csr = directory / f"{name}-server.key", directory / f"{name}-server.csr"
-    cert_file, ext = directory / f"{name}-server.pem", directory / f"{name}-ext.cnf"
-    ext.write_text(
-        "subjectAltName=IP:127.0.0.1,DNS:localhost\n"
-        "basicConstraints=CA:FALSE\n"
-        "extendedKeyUsage=serverAuth\n"
+    ca = trustme.CA(organization_name=f"{name} test CA")
+    server = ca.issue_cert("127.0.0.1", "localhost")
+    files = TlsFiles(
+        ca_file=directory / f"{name}-ca.pem",
+        cert_file=directory / f"{name}-server.pem",
+        key_file=directory / f"{name}-server.key",
+    )
+    ca.cert_pem.write_to_path(str(files.ca_file))
+    server.private_key_pem.write_to_path(str(files.key_file))
+    for i, pem in enumerate(server.cert_chain_pems):
+        pem.write_to_path(str(files.cert_file), append=i > 0)
+    return files
+
+
+def test_mongo_server(
+    storage_path: Path,
+    *,
+    auth: bool = False,
+    test_commands: bool = True,
+    ttl_sweep_seconds: float = 1.0,
+    tls: TlsFiles | None = None,
+    args: list[str] | tuple[str, ...] = (),
+    port: int | None = None,
+) -> ChildProcess:
+    """SecantusDB with a one-second TTL monitor and (by default) test commands; not started.
+
+    With ``tls`` it serves that certificate, and its readiness ping trusts the CA.
+    """
+    flags = ["--ttl-sweep-seconds", str(ttl_sweep_seconds), *args]
+    flags += ["--auth"] if auth else []
+    flags += ["--enable-test-commands"] if test_commands else []
+    options: dict[str, Any] = {}
+    if tls is not None:
+        flags += ["--tls-cert-file", str(tls.cert_file), "--tls-key-file", str(tls.key_file)]
+        options = {"tls": True, "tlsCAFile": str(tls.ca_file)}
+    return mongo_server(
+        storage_path, port=port, args=flags, launcher=TEST_LAUNCHER, client_options=options
     )
 
-    def run(*args: str) -> None:
-        subprocess.run([openssl, *args], check=True, capture_output=True, timeout=60)
 
-    run("req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2",
-        "-keyout", str(ca_key), "-out", str(ca_file), "-subj", f"/CN={name} test CA",
-        "-addext", "basicConstraints=critical,CA:TRUE",
-        "-addext", "keyUsage=critical,keyCertSign,cRLSign")  # fmt: skip
-    run("req", "-newkey", "rsa:2048", "-nodes", "-keyout", str(key_file),
-        "-out", str(csr), "-subj", "/CN=127.0.0.1")  # fmt: skip
-    run("x509", "-req", "-in", str(csr), "-CA", str(ca_file), "-CAkey", str(ca_key),
-        "-CAcreateserial", "-out", str(cert_file), "-days", "2",
-        "-extfile", str(ext))  # fmt: skip
-    return TlsFiles(ca_file=ca_file, cert_file=cert_file, key_file=key_file)
+test_mongo_server.__test__ = False  # type: ignore[attr-defined]  # not a test for pytest
 
 
-# --- The demo site (example_project) as a subprocess, and an HTTP client for it ---
+def provision_user(storage_path: Path, database: str, username: str, password: str) -> None:
+    """Create a readWrite user of ``database`` in a server's data, with auth off.
 
-DEMO_MANAGE_PY = REPO_ROOT / "example_project" / "manage.py"
+    As SecantusDB (and mongod) want it: connect once without auth, createUser in
+    the database that will be the authSource, then restart the server with --auth.
+    """
+    with test_mongo_server(storage_path, test_commands=False) as server:
+        client: pymongo.MongoClient[dict[str, Any]]
+        with pymongo.MongoClient(server.url, serverSelectionTimeoutMS=5000) as client:
+            client[database].command(
+                "createUser", username, pwd=password, roles=[{"role": "readWrite", "db": database}]
+            )
+
+
+# --- the demo site (example_project) ------------------------------------------------------
 
 
 def demo_env(**extra: str) -> dict[str, str]:
-    """Environment of a demo subprocess: the demo's settings, not the suite's."""
+    """Environment of a demo subprocess: the demo's settings, none of the suite's or the
+    developer's (MONGO_SESSIONS_*, MONGO_DB_*, DEMO_*, DJANGO_* variables), plus ``extra``."""
     env = {
         k: v
         for k, v in os.environ.items()
         if not k.startswith(("MONGO_SESSIONS_", "MONGO_DB_", "DEMO_", "DJANGO_"))
     }
+    env["DJANGO_SETTINGS_MODULE"] = "demo.settings"
     env["PYTHONUNBUFFERED"] = "1"
     env.update(extra)
     return env
 
 
-@dataclass
-class DemoProcess:
-    """``manage.py rundemo`` against a given MongoDB URL: only gunicorn is started."""
+def run_demo_setup(data_dir: Path) -> subprocess.CompletedProcess[str]:
+    """Run ``manage.py demo_setup --skip-mongo`` with its user table in ``data_dir`` (bounded)."""
+    return subprocess.run(
+        [sys.executable, str(MANAGE_PY), "demo_setup", "--skip-mongo"],
+        env=demo_env(DEMO_DATA_DIR=str(data_dir)),
+        cwd=REPO_ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
 
-    mongo_url: str
-    data_dir: Path
-    log_path: Path
-    port: int = field(default_factory=free_port)
-    workers: int = 2
-    env: dict[str, str] = field(default_factory=dict)
-    process: subprocess.Popen[bytes] | None = None
+
+def with_database(url: str, database: str) -> str:
+    """``url`` with its path (the database) replaced by ``database``."""
+    parts = urlsplit(url)
+    return urlunsplit((parts.scheme, parts.netloc, "/" + database, parts.query, ""))
+
+
+@contextlib.contextmanager
+def gunicorn_site(env: Mapping[str, str], log: Path, workers: int = 1) -> Iterator[str]:
+    """Run ``gunicorn demo.wsgi`` on a free loopback port; yield its base URL."""
+    site = gunicorn_server(
+        "demo.wsgi", log_path=log, env=env, workers=workers, args=["--timeout", "30"]
+    )
+    with site:
+        yield site.url
+
+
+def rundemo_process(
+    env: Mapping[str, str],
+    data_dir: Path,
+    log: Path,
+    workers: int = 2,
+    access_log: bool = False,
+    asgi: bool = False,
+) -> ChildProcess:
+    """``manage.py rundemo`` on a free loopback port with ``env``; not started.
+
+    ``asgi``: ``rundemo --asgi``, the demo under uvicorn instead of gunicorn.
+    """
+    args = ["--access-log"] if access_log else []
+    args += ["--asgi"] if asgi else []
+    return demo_server(data_dir=data_dir, log_path=log, env=env, workers=workers, args=args)
+
+
+def asgi_test_site(env: Mapping[str, str], log: Path) -> ChildProcess:
+    """uvicorn serving ``tests/asgi_site`` on a free loopback port with ``env``; not started.
+
+    Ready when its ``/_counts/`` view (the command counts, no session) answers.
+    """
+    return uvicorn_server(
+        "tests.asgi_site.asgi:application",
+        log_path=log,
+        env=env,
+        app_dir=REPO_ROOT,
+        args=["--log-level", "warning"],
+        probe_path="/_counts/",
+    )
+
+
+@dataclass
+class RunDemo:
+    """A running ``rundemo``, with what it printed."""
+
+    child: ChildProcess
 
     @property
-    def base_url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
+    def base(self) -> str:
+        return self.child.url
 
-    def start(self, timeout: float = 90.0) -> DemoProcess:
-        env = demo_env(MONGO_SESSIONS_URL=self.mongo_url, **self.env)
-        command = [
-            sys.executable, str(DEMO_MANAGE_PY), "rundemo",
-            "--host", "127.0.0.1", "--port", str(self.port),
-            "--workers", str(self.workers), "--data-dir", str(self.data_dir),
-            "--access-log",
-        ]  # fmt: skip
-        with open(self.log_path, "ab") as log:
-            self.process = subprocess.Popen(
-                command, env=env, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL
-            )
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self.process.poll() is not None:
-                raise RuntimeError(
-                    f"rundemo exited with {self.process.returncode}: {self.log_text()[-3000:]}"
-                )
-            if "Demo running at" in self.log_text():
-                return self
-            time.sleep(0.2)
-        self.stop()
-        raise RuntimeError(f"rundemo did not start in {timeout} s: {self.log_text()[-3000:]}")
+    def output(self) -> str:
+        return self.child.log_text()
 
-    def log_text(self) -> str:
-        return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
+    def pids(self) -> dict[str, int]:
+        """The children's pids, as rundemo printed them."""
+        found: dict[str, int] = {}
+        for line in self.output().splitlines():
+            if line.startswith("Embedded MongoDB (SecantusDB) pid "):
+                found["mongo"] = int(line.split()[4])
+            elif line.startswith(("gunicorn pid ", "uvicorn pid ")):
+                found[line.split()[0]] = int(line.split()[2].rstrip(","))
+        return found
 
-    def stop(self) -> None:
-        """SIGTERM rundemo, which stops gunicorn by its pid; SIGKILL if it hangs."""
-        if self.process is None or self.process.poll() is not None:
-            return
-        self.process.send_signal(signal.SIGTERM)
-        try:
-            self.process.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            self.process.kill()
-            self.process.wait(timeout=10)
+    def stop(self, sig: int = signal.SIGTERM) -> int | None:
+        """Stop rundemo with ``sig`` (it stops its children); return its exit status."""
+        return self.child.stop(sig)
 
 
-@dataclass
-class HttpResponse:
-    status: int
-    headers: list[tuple[str, str]]
-    body: bytes
-    elapsed: float
-
-    def json(self) -> object:
-        import json
-
-        return json.loads(self.body)
-
-    def cookie(self, name: str) -> str | None:
-        """The value a Set-Cookie header of the response gives ``name``, if any."""
-        from http.cookies import SimpleCookie
-
-        for header, value in self.headers:
-            if header.lower() == "set-cookie":
-                jar: SimpleCookie = SimpleCookie()
-                jar.load(value)
-                if name in jar:
-                    return jar[name].value
-        return None
+@contextlib.contextmanager
+def rundemo(
+    env: Mapping[str, str], data_dir: Path, log: Path, workers: int = 2, asgi: bool = False
+) -> Iterator[RunDemo]:
+    """Run ``manage.py rundemo`` (``--asgi``: under uvicorn) on a free port until the block ends."""
+    with rundemo_process(env, data_dir, log, workers, asgi=asgi) as child:
+        yield RunDemo(child)
 
 
-@dataclass
-class HttpClient:
-    """A minimal browser: a cookie jar, CSRF header on POST, JSON accepted, no redirects."""
-
-    port: int
-    timeout: float = 15.0
-    cookies: dict[str, str] = field(default_factory=dict)
-
-    def request(
-        self,
-        method: str,
-        path: str,
-        form: dict[str, str] | None = None,
-        cookie_header: bytes | None = None,
-    ) -> HttpResponse:
-        """Send one request; ``cookie_header`` replaces the jar's Cookie header verbatim."""
-        import http.client
-        from urllib.parse import urlencode
-
-        conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=self.timeout)
-        started = time.monotonic()
-        try:
-            conn.putrequest(method, path)
-            conn.putheader("Accept", "application/json")
-            if cookie_header is not None:
-                conn.putheader("Cookie", cookie_header)
-            elif self.cookies:
-                conn.putheader("Cookie", "; ".join(f"{k}={v}" for k, v in self.cookies.items()))
-            body = b""
-            if method == "POST":
-                body = urlencode(form or {}).encode()
-                conn.putheader("Content-Type", "application/x-www-form-urlencoded")
-                if "csrftoken" in self.cookies:
-                    conn.putheader("X-CSRFToken", self.cookies["csrftoken"])
-            conn.putheader("Content-Length", str(len(body)))
-            conn.endheaders(body)
-            raw = conn.getresponse()
-            response = HttpResponse(
-                status=raw.status,
-                headers=list(raw.getheaders()),
-                body=raw.read(),
-                elapsed=time.monotonic() - started,
-            )
-        finally:
-            conn.close()
-        for name in ("sessionid", "csrftoken"):
-            value = response.cookie(name)
-            if value is not None:
-                if value:
-                    self.cookies[name] = value
-                else:
-                    self.cookies.pop(name, None)
-        return response
+def pid_alive(pid: int) -> bool:
+    """Whether a process with this pid exists."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    return True

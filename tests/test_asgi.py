@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
-import signal
+import contextlib
 import subprocess
 import sys
-import time
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -14,30 +13,37 @@ from typing import Any
 
 import pymongo
 import pytest
-import requests
 
 from mongo_sessions.testing import CommandCounter
-from tests.servers import DEMO_MANAGE_PY, REPO_ROOT, demo_env, free_port
+from tests.http_client import Client
+from tests.servers import (
+    REPO_ROOT,
+    ChildProcess,
+    asgi_test_site,
+    demo_env,
+    pid_alive,
+    rundemo,
+    with_database,
+)
 from tests.support import TEST_DB, requires_async_api
-
-START_TIMEOUT = 60.0
-STOP_TIMEOUT = 10.0
 
 
 @dataclass
 class AsgiSite:
     """tests/asgi_site served by uvicorn on 127.0.0.1."""
 
-    base_url: str
-    process: subprocess.Popen[bytes]
-    log_path: Path
+    child: ChildProcess
+
+    @property
+    def base_url(self) -> str:
+        return self.child.url
 
     def counts(self) -> dict[str, list[str]]:
-        answer: dict[str, list[str]] = requests.get(f"{self.base_url}/_counts/", timeout=15).json()
+        answer: dict[str, list[str]] = Client(self.base_url).get("/_counts/").json()
         return answer
 
     def reset_counts(self) -> None:
-        requests.get(f"{self.base_url}/_counts/reset/", timeout=15).raise_for_status()
+        assert Client(self.base_url).get("/_counts/reset/").status == 200
 
 
 def _manage(env: dict[str, str], *args: str) -> None:
@@ -47,6 +53,7 @@ def _manage(env: dict[str, str], *args: str) -> None:
     )  # fmt: skip
 
 
+@contextlib.contextmanager
 def start_site(
     mongo_url: str, collection: str, tmp_path: Path, **env_extra: str
 ) -> Iterator[AsgiSite]:
@@ -61,67 +68,41 @@ def start_site(
     _manage(env, "migrate", "--verbosity", "0")
     _manage(env, "shell", "-c", "from django.contrib.auth.models import User; "
             "User.objects.create_user('alice', password='pw')")  # fmt: skip
-    port = free_port()
-    log_path = tmp_path / "uvicorn.log"
-    with log_path.open("ab") as log:
-        process = subprocess.Popen(
-            [sys.executable, "-m", "uvicorn", "tests.asgi_site.asgi:application",
-             "--host", "127.0.0.1", "--port", str(port), "--log-level", "warning"],
-            env=env, cwd=REPO_ROOT, stdout=log, stderr=subprocess.STDOUT,
-            stdin=subprocess.DEVNULL,
-        )  # fmt: skip
-    site = AsgiSite(f"http://127.0.0.1:{port}", process, log_path)
-    try:
-        deadline = time.monotonic() + START_TIMEOUT
-        while True:
-            if process.poll() is not None:
-                raise RuntimeError(f"uvicorn exited: {log_path.read_text()[-3000:]}")
-            try:
-                site.counts()
-                break
-            except requests.RequestException:
-                if time.monotonic() > deadline:
-                    raise
-                time.sleep(0.2)
-        yield site
-    finally:
-        process.terminate()
-        try:
-            process.wait(timeout=STOP_TIMEOUT)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait(timeout=STOP_TIMEOUT)
+    with asgi_test_site(env, tmp_path / "uvicorn.log") as child:
+        yield AsgiSite(child)
 
 
 @pytest.fixture
 def asgi_site(mongo_url: str, sessions_collection: Any, tmp_path: Path) -> Iterator[AsgiSite]:
-    yield from start_site(mongo_url, sessions_collection.name, tmp_path)
+    with start_site(mongo_url, sessions_collection.name, tmp_path) as site:
+        yield site
 
 
 def browse(site: AsgiSite) -> list[Any]:
     """Log in, count visits, read, use request.user from sync and async views, log out."""
-    browser = requests.Session()
-    url = site.base_url
+    browser = Client(site.base_url)
 
     def get(path: str) -> Any:
-        response = browser.get(url + path, timeout=15)
-        response.raise_for_status()
+        response = browser.get(path)
+        assert response.status == 200, (path, response.text)
         return response.json()
 
-    answers = [browser.post(url + "/login/", {"username": "alice", "password": "pw"}, timeout=15)]
-    answers[0].raise_for_status()
+    # The site's login and logout are CSRF-exempt: POST them directly (no page GET first).
+    credentials = {"username": "alice", "password": "pw"}
+    answers: list[Any] = [browser.request("POST", "/login/", credentials)]
+    assert answers[0].status == 200, answers[0].text
     answers += [get("/counter/") for _ in range(3)]
     answers += [get("/read/") for _ in range(5)]
     answers += [get("/sync-read/"), get("/whoami/")]
-    logout = browser.post(url + "/logout/", timeout=15)
-    logout.raise_for_status()
+    logout = browser.request("POST", "/logout/")
+    assert logout.status == 200, logout.text
     answers += [get("/read/"), get("/whoami/")]
     return answers
 
 
 def warm_up(site: AsgiSite) -> None:
     # The first use creates the collection's indexes: not part of what is counted.
-    requests.get(site.base_url + "/counter/", timeout=15).raise_for_status()
+    assert Client(site.base_url).get("/counter/").status == 200
     site.reset_counts()
 
 
@@ -150,9 +131,9 @@ def test_django_middleware_under_uvicorn_saves_with_the_sync_client(
     mongo_url: str, sessions_collection: Any, tmp_path: Path
 ) -> None:
     """The comparison: Django's SessionMiddleware saves from a worker thread, sync client."""
-    for site in start_site(
+    with start_site(
         mongo_url, sessions_collection.name, tmp_path, ASGI_SITE_DJANGO_MIDDLEWARE="1"
-    ):
+    ) as site:
         warm_up(site)
         browse(site)
         counts = site.counts()
@@ -180,62 +161,34 @@ def test_rundemo_asgi_serves_the_demo_with_uvicorn(
 ) -> None:
     """``manage.py rundemo --asgi``: uvicorn serves the demo; sessions, login and devices work."""
     database = f"demo_asgi_{uuid.uuid4().hex[:8]}"
-    port = free_port()
-    log_path = tmp_path / "rundemo.log"
-    env = demo_env(MONGO_SESSIONS_URL=mongo_url.rstrip("/") + f"/{database}")
-    command = [
-        sys.executable, str(DEMO_MANAGE_PY), "rundemo", "--asgi",
-        "--host", "127.0.0.1", "--port", str(port), "--workers", "1",
-        "--data-dir", str(tmp_path / "data"),
-    ]  # fmt: skip
-    with log_path.open("ab") as log:
-        process = subprocess.Popen(
-            command, env=env, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL
-        )
-    base = f"http://127.0.0.1:{port}"
+    env = demo_env(MONGO_SESSIONS_URL=with_database(mongo_url, database))
+    login = {"username": "demo", "password": "demo-password"}
     try:
-        deadline = time.monotonic() + 120
-        while "Demo running at" not in log_path.read_text(errors="replace"):
-            assert process.poll() is None, log_path.read_text(errors="replace")[-3000:]
-            assert time.monotonic() < deadline, log_path.read_text(errors="replace")[-3000:]
-            time.sleep(0.2)
-        assert "uvicorn pid" in log_path.read_text()
-        laptop = requests.Session()
-        laptop.headers.update({"Accept": "application/json", "User-Agent": "Laptop/1.0"})
-        laptop.get(f"{base}/login/", timeout=15)
-        csrf = {"X-CSRFToken": laptop.cookies["csrftoken"]}
-        login = {"username": "demo", "password": "demo-password"}
-        assert laptop.post(f"{base}/login/", login, headers=csrf, timeout=15).json() == {
-            "user": "demo"
-        }
-        assert [laptop.get(f"{base}/counter/", timeout=15).json()["visits"] for _ in range(2)] == [
-            1,
-            2,
-        ]
-        phone = requests.Session()
-        phone.headers.update({"Accept": "application/json", "User-Agent": "Phone/2.0"})
-        phone.get(f"{base}/login/", timeout=15)
-        phone.post(
-            f"{base}/login/", login, headers={"X-CSRFToken": phone.cookies["csrftoken"]}, timeout=15
-        )
-        page = laptop.get(f"{base}/account/sessions/", headers={"Accept": "text/html"}, timeout=15)
-        assert page.status_code == 200
-        assert "Laptop/1.0" in page.text and "Phone/2.0" in page.text
-        assert "127.0.0.0/24" in page.text
-        csrf = {"X-CSRFToken": laptop.cookies["csrftoken"]}  # rotated by the login
-        ended = laptop.post(f"{base}/account/sessions/end-others/", headers=csrf, timeout=15)
-        assert ended.status_code == 200  # redirected back to the list
-        assert phone.get(f"{base}/login/", timeout=15).json() == {"user": None}
-        assert laptop.get(f"{base}/login/", timeout=15).json() == {"user": "demo"}
-        stored = mongo_client[database]["mongo_sessions"].find_one(
-            {"_id": laptop.cookies["sessionid"]}
-        )
-        assert stored["user_agent"] == "Laptop/1.0"
+        log = tmp_path / "rundemo.log"
+        with rundemo(env, tmp_path / "data", log, workers=1, asgi=True) as demo:
+            pids = demo.pids()
+            assert set(pids) == {"uvicorn"}, demo.output()
+            laptop = Client(demo.base)
+            laptop.http.headers["User-Agent"] = "Laptop/1.0"
+            assert laptop.post("/api/login/", login).json() == {"user": "demo"}
+            assert [laptop.get("/api/counter/").json()["visits"] for _ in range(2)] == [1, 2]
+            phone = Client(demo.base)
+            phone.http.headers["User-Agent"] = "Phone/2.0"
+            assert phone.post("/api/login/", login).json() == {"user": "demo"}
+            page = laptop.get("/account/sessions/", accept="text/html")
+            assert page.status == 200
+            assert "Laptop/1.0" in page.text and "Phone/2.0" in page.text
+            assert "127.0.0.0/24" in page.text
+            # The CSRF token rotated at login: the client sends the jar's current one.
+            ended = laptop.post("/account/sessions/end-others/", accept="text/html")
+            assert (ended.status, ended.headers["Location"]) == (302, "/account/sessions/")
+            assert laptop.get("/account/sessions/", accept="text/html").status == 200
+            assert phone.get("/api/login/").json() == {"user": None}
+            assert laptop.get("/api/login/").json() == {"user": "demo"}
+            stored = mongo_client[database]["mongo_sessions"].find_one({"_id": laptop.session_key})
+            assert stored["user_agent"] == "Laptop/1.0"
+            assert demo.stop() == 0, demo.output()
+        assert "Demo stopped." in demo.output()
+        assert not pid_alive(pids["uvicorn"]), "uvicorn still running after rundemo stopped"
     finally:
-        process.send_signal(signal.SIGTERM)
-        try:
-            process.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait(timeout=10)
         mongo_client.drop_database(database)

@@ -3,14 +3,13 @@
 The users are provisioned the way SecantusDB and mongod want it: the server is
 started once without auth, createUser runs in the database that will be the
 authSource, and the server is restarted with --auth on the same data. The
-certificates are made by the test with the openssl CLI: one CA the client
-trusts, and another one whose server the client must refuse.
+certificates are made by the test with trustme: one CA the client trusts, and
+another one whose server the client must refuse.
 """
 
 from __future__ import annotations
 
 import logging
-import shutil
 import time
 import traceback
 import uuid
@@ -26,12 +25,11 @@ from mongo_sessions import connection
 from mongo_sessions.exceptions import SessionStoreError, SessionStoreUnavailable
 from mongo_sessions.session import SessionStore
 from tests.servers import (
-    ServerProcess,
+    ChildProcess,
     TlsFiles,
     make_tls_files,
     provision_user,
-    remove_storage,
-    temporary_storage,
+    test_mongo_server,
     wait_for_ping,
 )
 from tests.support import requires_async_api
@@ -71,7 +69,7 @@ def use_settings(settings: Any, **values: Any) -> None:
 
 @dataclass
 class AuthServer:
-    server: ServerProcess
+    server: ChildProcess
 
     @property
     def port(self) -> int:
@@ -85,10 +83,10 @@ class AuthServer:
 
 
 @pytest.fixture(scope="module")
-def auth_server() -> Iterator[AuthServer]:
-    storage = temporary_storage()
-    provision_user(storage / "data", DATABASE, USER, PASSWORD)
-    server = ServerProcess(storage_path=storage / "data", auth=True).start()
+def auth_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[AuthServer]:
+    storage = tmp_path_factory.mktemp("auth") / "data"
+    provision_user(storage, DATABASE, USER, PASSWORD)
+    server = test_mongo_server(storage, auth=True).start()
     try:
         served = AuthServer(server)
         wait_for_ping(served.url())
@@ -96,7 +94,6 @@ def auth_server() -> Iterator[AuthServer]:
     finally:
         connection.reset()
         server.stop()
-        remove_storage(storage)
 
 
 @pytest.fixture
@@ -188,34 +185,25 @@ def test_no_credentials_against_an_auth_server_is_refused(
 @dataclass
 class TlsServers:
     trusted: TlsFiles  # the client trusts this CA
-    good: ServerProcess  # certificate from the trusted CA
-    rogue: ServerProcess  # certificate from a CA the client does not know
+    good: ChildProcess  # certificate from the trusted CA
+    rogue: ChildProcess  # certificate from a CA the client does not know
 
 
 @pytest.fixture(scope="module")
-def tls_servers() -> Iterator[TlsServers]:
-    if shutil.which("openssl") is None:
-        pytest.skip("the openssl command is needed to make the test certificates")
-    storage = temporary_storage()
+def tls_servers(tmp_path_factory: pytest.TempPathFactory) -> Iterator[TlsServers]:
+    storage = tmp_path_factory.mktemp("tls")
     trusted = make_tls_files(storage / "tls", "trusted")
     rogue_files = make_tls_files(storage / "tls", "rogue")
     servers = []
     try:
         for name, files in (("good", trusted), ("rogue", rogue_files)):
-            servers.append(
-                ServerProcess(
-                    storage_path=storage / name,
-                    tls_cert_file=str(files.cert_file),
-                    tls_key_file=str(files.key_file),
-                ).start()
-            )
-        wait_for_ping(servers[0].url, tls=True, tlsCAFile=str(trusted.ca_file))
+            # Each server answers its readiness ping with its own CA's trust.
+            servers.append(test_mongo_server(storage / name, tls=files).start())
         yield TlsServers(trusted=trusted, good=servers[0], rogue=servers[1])
     finally:
         connection.reset()
         for server in servers:
             server.kill()  # throwaway data; a TLS server is slow to stop on SIGTERM
-        remove_storage(storage)
 
 
 def test_tls_with_ca_file_in_the_url(tls_servers: TlsServers, settings: Any) -> None:

@@ -18,34 +18,18 @@ from typing import Any
 import pymongo
 import pytest
 
-from tests.test_example_project import (
-    COLLECTION,
-    PROJECT_DIR,
-    REPO_ROOT,
-    Client,
-    rundemo,
-    site_env,
-    with_database,
-)
+from demo.harness import CHROMIUM, CHROMIUM_ARGS
+from tests.http_client import Client
+from tests.servers import PROJECT_DIR, REPO_ROOT, demo_env, rundemo, with_database
 
-CHROMIUM = Path("/usr/bin/chromium")
-CHROMIUM_ARGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
+COLLECTION = "mongo_sessions"
 THIRTY_DAYS = 30 * 24 * 3600
 
 pytestmark = [
     pytest.mark.slow,
     pytest.mark.browser,
     pytest.mark.skipif(
-        not CHROMIUM.exists(), reason="needs Debian's chromium at /usr/bin/chromium"
+        not Path(CHROMIUM).exists(), reason="needs Debian's chromium at /usr/bin/chromium"
     ),
 ]
 
@@ -53,21 +37,12 @@ DATABASE = "demo_browser"
 
 
 @pytest.fixture(scope="module")
-def mongo(mongo_url: str) -> Iterator[pymongo.MongoClient[dict[str, Any]]]:
-    client: pymongo.MongoClient[dict[str, Any]] = pymongo.MongoClient(
-        mongo_url, serverSelectionTimeoutMS=5000, tz_aware=True
-    )
-    client.drop_database(DATABASE)
-    yield client
-    client.close()
-
-
-@pytest.fixture(scope="module")
 def demo_site(
-    mongo_url: str, mongo: pymongo.MongoClient[dict[str, Any]], tmp_path_factory: Any
+    mongo_url: str, mongo_client: pymongo.MongoClient[dict[str, Any]], tmp_path_factory: Any
 ) -> Iterator[str]:
+    mongo_client.drop_database(DATABASE)
     tmp = tmp_path_factory.mktemp("browser-demo")
-    env = site_env(MONGO_SESSIONS_URL=with_database(mongo_url, DATABASE))
+    env = demo_env(MONGO_SESSIONS_URL=with_database(mongo_url, DATABASE))
     with rundemo(env, tmp / "data", tmp / "rundemo.log") as demo:
         yield demo.base
 
@@ -77,16 +52,16 @@ def _session_cookie(cookies: list[Any]) -> dict[str, Any] | None:
 
 
 def test_login_cart_remember_me_logout_in_chromium(
-    demo_site: str, mongo: pymongo.MongoClient[dict[str, Any]], tmp_path: Path
+    demo_site: str, mongo_client: pymongo.MongoClient[dict[str, Any]], tmp_path: Path
 ) -> None:
     from playwright.sync_api import expect, sync_playwright
 
     base = demo_site
-    sessions = mongo[DATABASE][COLLECTION]
+    sessions = mongo_client[DATABASE][COLLECTION]
     with sync_playwright() as pw:
         context = pw.chromium.launch_persistent_context(
             str(tmp_path / "profile"),  # a fresh user-data-dir
-            executable_path=str(CHROMIUM),
+            executable_path=CHROMIUM,
             headless=True,
             args=CHROMIUM_ARGS,
         )
@@ -152,7 +127,7 @@ def test_login_cart_remember_me_logout_in_chromium(
             page.goto(f"{base}/cart/")
             expect(page.locator("#who")).to_have_text("Not signed in")
             expect(page.locator("#total")).to_have_text("0.00")
-            page.goto(f"{base}/sessions/")
+            page.goto(f"{base}/account/sessions/")
             assert page.url.startswith(f"{base}/login/?next=")
 
             # Without "remember me" the cookie ends with the browser.
@@ -167,7 +142,7 @@ def test_login_cart_remember_me_logout_in_chromium(
             context.close()
 
     # Outside the browser too: the replayed key is not a session any more.
-    assert Client(base, {"sessionid": document["_id"]}).get("/login/").json() == {"user": None}
+    assert Client(base, {"sessionid": document["_id"]}).get("/api/login/").json() == {"user": None}
 
 
 def test_screenshot_script(demo_site: str, tmp_path: Path) -> None:
@@ -175,7 +150,7 @@ def test_screenshot_script(demo_site: str, tmp_path: Path) -> None:
     result = subprocess.run(
         [sys.executable, str(PROJECT_DIR / "screenshot.py"), "--url", demo_site, "--out", str(out)],
         cwd=REPO_ROOT,
-        env=site_env(),
+        env=demo_env(),
         capture_output=True,
         text=True,
         timeout=180,

@@ -13,11 +13,8 @@ import multiprocessing
 import os
 import random
 import signal
-import subprocess
-import sys
 import textwrap
 import threading
-import time
 from collections import Counter
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -29,7 +26,8 @@ from django.contrib.sessions.backends.base import UpdateError
 
 from mongo_sessions import connection
 from mongo_sessions.session import SessionStore
-from tests.servers import REPO_ROOT, HttpClient, free_port
+from tests.http_client import Client
+from tests.servers import REPO_ROOT, gunicorn_server
 
 THREADS = 32
 CREATES_PER_THREAD = 50
@@ -281,9 +279,8 @@ REQUESTS_PER_CLIENT = 10
 
 
 @pytest.fixture
-def preloaded_gunicorn(tmp_path: Path, settings: Any) -> Iterator[tuple[int, int, Path]]:
+def preloaded_gunicorn(tmp_path: Path, settings: Any) -> Iterator[tuple[str, int, Path]]:
     (tmp_path / "preload_app.py").write_text(textwrap.dedent(PRELOAD_APP))
-    port = free_port()
     log_path = tmp_path / "gunicorn.log"
     env = {k: v for k, v in os.environ.items() if not k.startswith(("DJANGO_", "MONGO_"))}
     env.update(
@@ -292,48 +289,33 @@ def preloaded_gunicorn(tmp_path: Path, settings: Any) -> Iterator[tuple[int, int
         PRELOAD_COLLECTION=settings.MONGO_SESSIONS_COLLECTION,
         PYTHONUNBUFFERED="1",
     )
-    command = [
-        sys.executable, "-m", "gunicorn", "preload_app:application",
-        "--preload", "--workers", "3", "--bind", f"127.0.0.1:{port}",
-        "--chdir", str(tmp_path), "--timeout", "30", "--graceful-timeout", "5",
-    ]  # fmt: skip
-    with log_path.open("ab") as log:
-        process = subprocess.Popen(command, env=env, stdout=log, stderr=subprocess.STDOUT)
-    try:
-        deadline = time.monotonic() + 60
-        while True:
-            if process.poll() is not None:
-                pytest.fail(f"gunicorn exited: {log_path.read_text()[-3000:]}")
-            try:
-                if HttpClient(port, timeout=2).request("GET", "/counter/").status == 200:
-                    break
-            except OSError:
-                pass
-            if time.monotonic() > deadline:
-                pytest.fail(f"gunicorn did not answer: {log_path.read_text()[-3000:]}")
-            time.sleep(0.2)
-        yield port, process.pid, log_path
-    finally:
-        process.send_signal(signal.SIGINT)  # gunicorn's quick shutdown
-        try:
-            process.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait(timeout=10)
+    site = gunicorn_server(
+        "preload_app:application",
+        log_path=log_path,
+        env=env,
+        chdir=tmp_path,
+        workers=3,
+        args=["--preload", "--timeout", "30", "--graceful-timeout", "5"],
+        probe_path="/counter/",
+    )
+    site.stop_signal = signal.SIGINT  # gunicorn's quick shutdown
+    with site:
+        assert site.pid is not None
+        yield site.url, site.pid, log_path
 
 
 @pytest.mark.slow
 def test_gunicorn_preload_with_client_touched_before_fork(
-    preloaded_gunicorn: tuple[int, int, Path], sessions_collection: Any
+    preloaded_gunicorn: tuple[str, int, Path], sessions_collection: Any
 ) -> None:
-    port, master_pid, log_path = preloaded_gunicorn
+    base, master_pid, log_path = preloaded_gunicorn
     sessions_collection.delete_many({})  # the readiness probe's session
 
     def browse(_: int) -> list[dict[str, Any]]:
-        client = HttpClient(port)
+        client = Client(base, timeout=15)
         answers = []
         for _ in range(REQUESTS_PER_CLIENT):
-            response = client.request("GET", "/counter/")
+            response = client.get("/counter/")
             assert response.status == 200, response.body[:500]
             answers.append(json.loads(response.body))
         return answers

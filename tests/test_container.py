@@ -65,7 +65,7 @@ def test_container_session_persists() -> None:
     tail = "\n".join(out.splitlines()[-80:])
     assert done.returncode == 0, f"container_check.sh exited {done.returncode}:\n{tail}"
 
-    jar_visits = r'GET /counter/ \(jar cookie\) -> \{"visits": (\d+)\}'
+    jar_visits = r'GET /api/counter/ \(jar cookie\) -> \{"visits": (\d+)\}'
     counts = [int(n) for n in re.findall(jar_visits, out)]
     assert counts[:2] == [1, 2], f"expected visits 1 then 2 with the cookie, got {counts}:\n{tail}"
     assert "OK: visits 1 then 2 with the sessionid cookie" in out, tail

@@ -22,6 +22,7 @@ import time
 import traceback
 import uuid
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pymongo
@@ -36,12 +37,7 @@ from mongo_sessions.exceptions import SessionStoreError, SessionStoreUnavailable
 from mongo_sessions.session import SessionStore
 from mongo_sessions.testing import CommandCounter
 from tests.faults import FailCommand, is_replica_set
-from tests.servers import (
-    ServerProcess,
-    remove_storage,
-    temporary_storage,
-    wait_for_ping,
-)
+from tests.servers import ChildProcess, test_mongo_server
 from tests.support import TEST_DB, requires_async_api
 
 TIMEOUT = 0.5  # MONGO_SESSIONS_TIMEOUT of the timing tests, seconds
@@ -334,23 +330,20 @@ async def test_blocked_server_fails_async_save_within_the_timeout(
 
 
 @pytest.fixture
-def own_server(settings: Any) -> Iterator[ServerProcess]:
+def own_server(settings: Any, tmp_path: Path) -> Iterator[ChildProcess]:
     """A server of this test's own, on disk, that the test may stop and restart."""
-    storage = temporary_storage()
-    server = ServerProcess(storage_path=storage / "data").start()
+    server = test_mongo_server(tmp_path / "data").start()
     try:
-        wait_for_ping(server.url)
         settings.MONGO_SESSIONS_URL = server.url + TEST_DB
         settings.MONGO_SESSIONS_COLLECTION = "sessions"
         yield server
     finally:
         connection.reset()
         server.stop()
-        remove_storage(storage)
 
 
 def test_server_down_fails_fast_and_same_code_works_after_restart(
-    own_server: ServerProcess, settings: Any, fault_logs: pytest.LogCaptureFixture
+    own_server: ChildProcess, settings: Any, fault_logs: pytest.LogCaptureFixture
 ) -> None:
     settings.MONGO_SESSIONS_TIMEOUT = TIMEOUT
     store = saved_session(cart={"coffee": 2})

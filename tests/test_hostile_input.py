@@ -31,7 +31,8 @@ from django.core import signing
 from mongo_sessions.exceptions import SessionDataError
 from mongo_sessions.session import SessionStore
 from mongo_sessions.testing import CommandCounter
-from tests.servers import DemoProcess, HttpClient
+from tests.http_client import Client
+from tests.servers import DEMO_API, ChildProcess, demo_env, rundemo_process
 
 FRESH_KEY = re.compile(r"[a-z0-9]{32}")
 # A key of the valid format that no session has.
@@ -251,16 +252,13 @@ def demo(
     mongo_url: str,
     mongo_client: pymongo.MongoClient[dict[str, Any]],
     tmp_path_factory: pytest.TempPathFactory,
-) -> Iterator[tuple[DemoProcess, Any]]:
+) -> Iterator[tuple[ChildProcess, Any]]:
     database = f"hostile_{uuid.uuid4().hex[:8]}"
     data_dir: Path = tmp_path_factory.mktemp("hostile-demo")
-    site = DemoProcess(
-        mongo_url=mongo_url.rstrip("/") + f"/{database}",
-        data_dir=data_dir,
-        log_path=data_dir / "rundemo.log",
-        workers=2,
-        env={"MONGO_SESSIONS_TIMEOUT": "2"},
-    ).start()
+    env = demo_env(
+        MONGO_SESSIONS_URL=mongo_url.rstrip("/") + f"/{database}", MONGO_SESSIONS_TIMEOUT="2"
+    )
+    site = rundemo_process(env, data_dir, data_dir / "rundemo.log", access_log=True).start()
     try:
         yield site, mongo_client[database]["mongo_sessions"]
     finally:
@@ -273,13 +271,13 @@ def _cookie_header(value: str) -> bytes:
 
 
 @pytest.mark.slow
-def test_hostile_cookies_over_http(demo: tuple[DemoProcess, Any]) -> None:
+def test_hostile_cookies_over_http(demo: tuple[ChildProcess, Any]) -> None:
     site, collection = demo
     results: dict[str, str] = {}
     fresh_keys = set()
     for name, value in HOSTILE_COOKIES.items():
-        client = HttpClient(site.port)
-        response = client.request("GET", "/counter/", cookie_header=_cookie_header(value))
+        client = Client(site.url)
+        response = client.get(f"{DEMO_API}/counter/", cookie_header=_cookie_header(value))
         if name in REFUSED_BY_GUNICORN:
             assert response.status in REFUSED_BY_GUNICORN[name], f"{name}: {response.status}"
             assert response.cookie("sessionid") is None
@@ -308,16 +306,16 @@ def test_hostile_cookies_over_http(demo: tuple[DemoProcess, Any]) -> None:
 
 
 @pytest.mark.slow
-def test_tampered_session_over_http_is_an_empty_session(demo: tuple[DemoProcess, Any]) -> None:
+def test_tampered_session_over_http_is_an_empty_session(demo: tuple[ChildProcess, Any]) -> None:
     site, collection = demo
-    client = HttpClient(site.port)
-    assert client.request("GET", "/counter/").json() == {"visits": 1}
-    assert client.request("GET", "/counter/").json() == {"visits": 2}
+    client = Client(site.url)
+    assert client.get(f"{DEMO_API}/counter/").json() == {"visits": 1}
+    assert client.get(f"{DEMO_API}/counter/").json() == {"visits": 2}
     key = client.cookies["sessionid"]
     good = collection.find_one({"_id": key})["data"]
     collection.update_one({"_id": key}, {"$set": {"data": good[: len(good) // 2]}})
 
-    response = client.request("GET", "/counter/")
+    response = client.get(f"{DEMO_API}/counter/")
     assert response.status == 200
     assert response.json() == {"visits": 1}
     log = site.log_text()

@@ -37,14 +37,8 @@ from typing import Any
 import pytest
 
 from mongo_sessions.session import SessionStore
-from tests.servers import (
-    DemoProcess,
-    HttpClient,
-    ServerProcess,
-    remove_storage,
-    temporary_storage,
-    wait_for_ping,
-)
+from tests.http_client import Client
+from tests.servers import DEMO_API, ChildProcess, demo_env, rundemo_process, test_mongo_server
 
 pytestmark = pytest.mark.slow
 
@@ -72,7 +66,7 @@ def cart_within(before: Counter[str], pending: Counter[str], after: Counter[str]
 class Browser:
     """One session, as a browser holds it, and what the server acknowledged of it."""
 
-    client: HttpClient
+    client: Client
     key: str | None = None
     visits: int = 0  # from the last acknowledged /counter/
     cart: Counter[str] = field(default_factory=Counter)  # from the last acknowledged add
@@ -116,9 +110,9 @@ def act(run: Run, browser: Browser, rng: random.Random) -> None:
     started = time.monotonic()
     try:
         if item is None:
-            response = client.request("GET", "/counter/")
+            response = client.request("GET", f"{DEMO_API}/counter/")
         else:
-            response = client.request("POST", "/cart/add/", form={"item": item})
+            response = client.request("POST", f"{DEMO_API}/cart/add/", {"item": item})
     except OSError:
         response = None
     elapsed = time.monotonic() - started
@@ -183,35 +177,26 @@ def verify_stored(run: Run) -> dict[str, int]:
 
 
 @pytest.fixture
-def mongo_on_disk(settings: Any) -> Iterator[ServerProcess]:
-    storage = temporary_storage()
-    server = ServerProcess(storage_path=storage / "data", extra_args=SERVER_FLAGS)
-    server.start()
-    try:
-        wait_for_ping(server.url)
+def mongo_on_disk(tmp_path: Path) -> Iterator[ChildProcess]:
+    with test_mongo_server(tmp_path / "mongo", args=SERVER_FLAGS) as server:
         yield server
-    finally:
-        server.stop()
-        remove_storage(storage)
 
 
 def test_sessions_survive_a_server_kill_under_load(
-    mongo_on_disk: ServerProcess, settings: Any, tmp_path: Path
+    mongo_on_disk: ChildProcess, settings: Any, tmp_path: Path
 ) -> None:
-    (tmp_path / "demo").mkdir()
-    site = DemoProcess(
-        mongo_url=mongo_on_disk.url + "demo",
-        data_dir=tmp_path / "demo",
-        log_path=tmp_path / "rundemo.log",
-        workers=WORKERS,
+    env = demo_env(
+        MONGO_SESSIONS_URL=mongo_on_disk.url + "demo",
+        MONGO_SESSIONS_TIMEOUT=str(TIMEOUT),
         # The same secret as the tests' settings: this process can decode the sessions.
-        env={"MONGO_SESSIONS_TIMEOUT": str(TIMEOUT), "DJANGO_SECRET_KEY": settings.SECRET_KEY},
+        DJANGO_SECRET_KEY=settings.SECRET_KEY,
+    )
+    site = rundemo_process(
+        env, tmp_path / "demo", tmp_path / "rundemo.log", WORKERS, access_log=True
     ).start()
     settings.MONGO_SESSIONS_URL = mongo_on_disk.url + "demo"
     settings.MONGO_SESSIONS_COLLECTION = "mongo_sessions"
-    browsers = [
-        Browser(HttpClient(site.port, timeout=15)) for _ in range(THREADS * SESSIONS_PER_THREAD)
-    ]
+    browsers = [Browser(Client(site.url, timeout=15)) for _ in range(THREADS * SESSIONS_PER_THREAD)]
     run = Run(browsers)
     threads = [
         threading.Thread(target=load, args=(run, browsers[i::THREADS], i), daemon=True)
@@ -234,8 +219,8 @@ def test_sessions_survive_a_server_kill_under_load(
             assert run.idle.acquire(timeout=TIMEOUT + MARGIN + 15), "a load thread hangs"
         mongo_on_disk.start()
         restarted_at = time.monotonic()
-        health = HttpClient(site.port, timeout=15)
-        while health.request("GET", "/health/").status != 200:
+        health = Client(site.url, timeout=15)
+        while health.get("/health/").status != 200:
             assert time.monotonic() - restarted_at < RECOVERY_LIMIT, "the site did not recover"
             time.sleep(0.05)
         recovered_after = time.monotonic() - restarted_at

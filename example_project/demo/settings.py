@@ -1,7 +1,9 @@
 """Settings of the django-mongo-sessions demo site.
 
 Everything an adopter needs for the session store is in the "Sessions in
-MongoDB" block below; the rest is an ordinary small Django site.
+MongoDB" block below; the rest is an ordinary small Django site. The load
+tests run this site with settings of their own built on these
+(``loadtests/demo_settings.py`` starts with ``from demo.settings import *``).
 
 Environment variables read here:
 
@@ -240,65 +242,3 @@ else:
         f"MONGO_SESSIONS_STYLE={MONGO_SESSIONS_STYLE!r}: use one of "
         "url, client, database, client-path, database-path, host, database-alias"
     )
-
-
-# ---------------------------------------------------------------------------
-# Load-test switches (used by loadtests/, ``python -m loadtests run``; not part
-# of what an adopter copies). They run this same site on Django's own session
-# engines, so that the load test compares engines on one site.
-# ---------------------------------------------------------------------------
-# DEMO_SESSION_ENGINE: mongo_sessions (default), cache (on Redis when REDIS_URL
-#   is set, else per-process local memory, which gunicorn workers do not share),
-#   db (django.contrib.sessions' table in the default database), signed_cookies.
-# DATABASE_URL: postgres://user:password@host:port/name makes PostgreSQL the
-#   default database (users, and sessions with the db engine) instead of SQLite.
-# DEMO_SESSION_SAVE_EVERY_REQUEST=1: SESSION_SAVE_EVERY_REQUEST = True.
-# DEMO_FAST_PASSWORD_HASHER=1: hash passwords with MD5, as test suites do, so
-#   that the load test's logins measure the session store rather than PBKDF2.
-_DEMO_SESSION_ENGINES = {
-    "mongo_sessions": "mongo_sessions.session",
-    "cache": "django.contrib.sessions.backends.cache",
-    "db": "django.contrib.sessions.backends.db",
-    "signed_cookies": "django.contrib.sessions.backends.signed_cookies",
-}
-DEMO_SESSION_ENGINE = os.environ.get("DEMO_SESSION_ENGINE", "mongo_sessions").strip().lower()
-if DEMO_SESSION_ENGINE not in _DEMO_SESSION_ENGINES:
-    from django.core.exceptions import ImproperlyConfigured
-
-    raise ImproperlyConfigured(
-        f"DEMO_SESSION_ENGINE={DEMO_SESSION_ENGINE!r}: use one of "
-        + ", ".join(_DEMO_SESSION_ENGINES)
-    )
-SESSION_ENGINE = _DEMO_SESSION_ENGINES[DEMO_SESSION_ENGINE]
-SESSION_SAVE_EVERY_REQUEST = _env_bool("DEMO_SESSION_SAVE_EVERY_REQUEST")
-if DEMO_SESSION_ENGINE == "db":
-    INSTALLED_APPS.append("django.contrib.sessions")  # its migration creates django_session
-if os.environ.get("REDIS_URL"):
-    CACHES = {
-        "default": {
-            "BACKEND": "django.core.cache.backends.redis.RedisCache",
-            "LOCATION": os.environ["REDIS_URL"],
-        }
-    }
-if os.environ.get("DATABASE_URL"):
-    _db_url = urlsplit(os.environ["DATABASE_URL"])
-    if _db_url.scheme not in ("postgres", "postgresql"):
-        from django.core.exceptions import ImproperlyConfigured
-
-        raise ImproperlyConfigured("DATABASE_URL must be a postgres:// URL")
-    DATABASES["default"] = {
-        "ENGINE": "django.db.backends.postgresql",
-        "NAME": unquote(_db_url.path.lstrip("/")) or "postgres",
-        "USER": unquote(_db_url.username or ""),
-        "PASSWORD": unquote(_db_url.password or ""),
-        "HOST": _db_url.hostname or "",
-        "PORT": str(_db_url.port or ""),
-        # One connection per worker, kept between requests, as production sites do.
-        "CONN_MAX_AGE": 60,
-        "CONN_HEALTH_CHECKS": True,
-    }
-if _env_bool("DEMO_FAST_PASSWORD_HASHER"):
-    PASSWORD_HASHERS = [
-        "django.contrib.auth.hashers.MD5PasswordHasher",
-        "django.contrib.auth.hashers.PBKDF2PasswordHasher",
-    ]

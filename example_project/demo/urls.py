@@ -1,10 +1,10 @@
-"""URLs of the demo site."""
+"""URLs of the demo site: HTML pages, the JSON API under ``/api/``, and ``/health/``."""
 
 from __future__ import annotations
 
 from django.urls import include, path
 
-from demo import views
+from demo import api, views
 
 urlpatterns = [
     path("", views.home, name="home"),
@@ -14,11 +14,10 @@ urlpatterns = [
     path("cart/remove/", views.cart_remove, name="cart-remove"),
     path("login/", views.login_view, name="login"),
     path("logout/", views.logout_view, name="logout"),
-    # The package's "Your sessions" pages: list the devices, end one, end all others.
+    # The package's "Your sessions" pages: list the devices, end one, end all others
+    # (the JSON of the same list is /api/sessions/).
     path("account/sessions/", include("mongo_sessions.urls")),
-    # JSON for scripts and the load tests; browsers are sent to account/sessions/.
-    path("sessions/", views.sessions_list, name="sessions"),
-    path("sessions/revoke-others/", views.revoke_others, name="revoke-others"),
     path("session/", views.session_detail, name="session"),
-    path("health/", views.health, name="health"),
+    path("api/", include(api)),
+    path("health/", api.health, name="health"),
 ]

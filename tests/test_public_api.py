@@ -1,0 +1,179 @@
+"""The package's public API: importable from ``mongo_sessions`` without a connection,
+and the only API the demo site (what adopters copy) uses."""
+
+from __future__ import annotations
+
+import ast
+import json
+import os
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import pytest
+
+import mongo_sessions
+from tests.support import TEST_DB
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+DEMO_DIR = REPO_ROOT / "example_project" / "demo"
+# Modules of the package that are public as modules: the exceptions to catch,
+# and the helpers for adopters' tests.
+PUBLIC_MODULES = {"mongo_sessions.exceptions", "mongo_sessions.testing"}
+
+
+def run_python(code: str, env: dict[str, str] | None = None, cwd: Path = REPO_ROOT) -> str:
+    """Run ``code`` in a fresh interpreter; return what it printed."""
+    result = subprocess.run(
+        [sys.executable, "-c", textwrap.dedent(code)],
+        cwd=cwd,
+        env={**os.environ, **(env or {})},
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    return result.stdout
+
+
+@pytest.mark.no_mongo
+def test_every_public_name_resolves() -> None:
+    for name in mongo_sessions.__all__:
+        assert callable(getattr(mongo_sessions, name)), name
+        assert name in dir(mongo_sessions)
+    with pytest.raises(AttributeError, match="no_such_name"):
+        mongo_sessions.no_such_name  # noqa: B018
+
+
+@pytest.mark.no_mongo
+def test_import_loads_no_driver() -> None:
+    out = run_python(
+        """
+        import sys
+        import mongo_sessions
+        print(sorted(m for m in sys.modules if m.split(".")[0] in {"pymongo", "mongo_sessions"}))
+        """
+    )
+    assert out.strip() == "['mongo_sessions']"
+
+
+def test_no_client_until_the_first_call(mongo_url: str) -> None:
+    """Django's start-up and importing every public name open no client; ping() does."""
+    out = run_python(
+        f"""
+        import json
+        from pymongo import monitoring
+
+        class Topologies(monitoring.TopologyListener):
+            count = 0
+            def opened(self, event): Topologies.count += 1
+            def description_changed(self, event): pass
+            def closed(self, event): pass
+
+        import django
+        from django.conf import settings
+        settings.configure(
+            INSTALLED_APPS=["mongo_sessions"],
+            SESSION_ENGINE="mongo_sessions.session",
+            MONGO_SESSIONS_URL={mongo_url.rstrip("/") + "/" + TEST_DB!r},
+            MONGO_SESSIONS_CLIENT_OPTIONS={{"event_listeners": [Topologies()]}},
+        )
+        django.setup()
+        from mongo_sessions import *  # every public name
+        before = Topologies.count
+        ping()
+        print(json.dumps([before, Topologies.count, sorted(describe_connection())]))
+        """
+    )
+    before, after, described = json.loads(out)
+    assert before == 0, "a client was created before the first call"
+    assert after == 1
+    assert described == ["address", "collection", "database", "style"]
+
+
+def _imports_of(path: Path) -> list[tuple[int, str, str | None]]:
+    """(line, module, name) of every import in ``path``; name is None for ``import m``."""
+    found: list[tuple[int, str, str | None]] = []
+    for node in ast.walk(ast.parse(path.read_text(), str(path))):
+        if isinstance(node, ast.Import):
+            found += [(node.lineno, alias.name, None) for alias in node.names]
+        elif isinstance(node, ast.ImportFrom) and node.module:
+            found += [(node.lineno, node.module, alias.name) for alias in node.names]
+    return found
+
+
+def _attributes_of_package(path: Path) -> list[tuple[int, str]]:
+    """(line, name) of every ``mongo_sessions.<name>`` in ``path``."""
+    return [
+        (node.lineno, node.attr)
+        for node in ast.walk(ast.parse(path.read_text(), str(path)))
+        if isinstance(node, ast.Attribute)
+        and isinstance(node.value, ast.Name)
+        and node.value.id == "mongo_sessions"
+    ]
+
+
+@pytest.mark.no_mongo
+def test_the_demo_uses_only_the_public_api() -> None:
+    sources = sorted(DEMO_DIR.rglob("*.py"))
+    assert len(sources) > 5
+    private: list[str] = []
+    for path in sources:
+        where = path.relative_to(REPO_ROOT)
+        for line, module, name in _imports_of(path):
+            if (
+                module == "mongo_sessions"
+                and name is not None
+                and name not in mongo_sessions.__all__
+            ):
+                private.append(f"{where}:{line}: from mongo_sessions import {name}")
+            elif module.startswith("mongo_sessions.") and module not in PUBLIC_MODULES:
+                private.append(f"{where}:{line}: {module}")
+        for line, attr in _attributes_of_package(path):
+            if attr not in mongo_sessions.__all__:
+                private.append(f"{where}:{line}: mongo_sessions.{attr}")
+    assert private == []
+
+
+LOAD_TEST_ENVIRONMENT = {
+    "DEMO_SESSION_ENGINE": "cache",
+    "DEMO_SESSION_SAVE_EVERY_REQUEST": "1",
+    "REDIS_URL": "redis://127.0.0.1:1/0",
+    "DATABASE_URL": "postgresql://nobody@127.0.0.1:1/none",
+    "DEMO_FAST_PASSWORD_HASHER": "1",
+    "MONGO_SESSIONS_URL": "mongodb://db.example:27017/shop",
+}
+
+
+@pytest.mark.no_mongo
+def test_demo_settings_hold_nothing_for_the_load_tests() -> None:
+    """The settings an adopter copies ignore the load tests' switches, and import with *."""
+    out = run_python(
+        """
+        import json
+        namespace = {}
+        exec("from demo.settings import *", namespace)
+        print(json.dumps({
+            "engine": namespace["SESSION_ENGINE"],
+            "save_every_request": namespace.get("SESSION_SAVE_EVERY_REQUEST"),
+            "caches": "CACHES" in namespace,
+            "database": namespace["DATABASES"]["default"]["ENGINE"],
+            "hashers": "PASSWORD_HASHERS" in namespace,
+            "url": namespace["MONGO_SESSIONS_URL"],
+            "names": sorted(n for n in namespace if n.startswith(("DEMO_SESSION", "DEMO_FAST"))),
+        }))
+        """,
+        env=LOAD_TEST_ENVIRONMENT,
+        cwd=REPO_ROOT / "example_project",
+    )
+    assert json.loads(out) == {
+        "engine": "mongo_sessions.session",
+        "save_every_request": None,
+        "caches": False,
+        "database": "django.db.backends.sqlite3",
+        "hashers": False,
+        "url": "mongodb://db.example:27017/shop",
+        "names": [],
+    }
