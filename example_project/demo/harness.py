@@ -439,6 +439,12 @@ def gunicorn_flags() -> list[str]:
     return ["--no-control-socket"] if "--no-control-socket" in known else []
 
 
+def _probe_url(host: str, port: int) -> str:
+    """The base URL to probe a web server bound to ``host``:``port`` (loopback for a wildcard)."""
+    wildcard = {"0.0.0.0": LOOPBACK, "": LOOPBACK, "::": "[::1]"}
+    return f"http://{wildcard.get(host, f'[{host}]' if ':' in host else host)}:{port}"
+
+
 def gunicorn_server(
     app: str,
     *,
@@ -459,9 +465,7 @@ def gunicorn_server(
     """
     port = port or free_port()
     bind = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
-    wildcard = {"0.0.0.0": LOOPBACK, "": LOOPBACK, "::": "[::1]"}
-    probe_host = wildcard.get(host, bind.rsplit(":", 1)[0])
-    url = f"http://{probe_host}:{port}"
+    url = _probe_url(host, port)
     command = [
         sys.executable, "-m", "gunicorn", app,
         "--chdir", str(chdir),
@@ -491,9 +495,7 @@ def uvicorn_server(
     with SIGTERM (graceful: open requests finish, within 10 s).
     """
     port = port or free_port()
-    wildcard = {"0.0.0.0": LOOPBACK, "": LOOPBACK, "::": "[::1]"}
-    probe_host = wildcard.get(host, f"[{host}]" if ":" in host else host)
-    url = f"http://{probe_host}:{port}"
+    url = _probe_url(host, port)
     command = [
         sys.executable, "-m", "uvicorn", app,
         "--app-dir", str(app_dir),
