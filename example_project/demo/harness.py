@@ -2,7 +2,7 @@
 
 One module for the processes that ``manage.py rundemo``, ``screenshot.py``,
 the test suite (``tests/servers.py``) and the load tests (``loadtests/``)
-start: SecantusDB, gunicorn, the demo itself, Redis and PostgreSQL. Each
+start: SecantusDB, gunicorn or uvicorn, the demo itself, Redis and PostgreSQL. Each
 one is a :class:`ChildProcess`:
 
 * it runs on 127.0.0.1, with its output appended to a log file (a file, not
@@ -439,6 +439,12 @@ def gunicorn_flags() -> list[str]:
     return ["--no-control-socket"] if "--no-control-socket" in known else []
 
 
+def _probe_url(host: str, port: int) -> str:
+    """The base URL to probe a web server bound to ``host``:``port`` (loopback for a wildcard)."""
+    wildcard = {"0.0.0.0": LOOPBACK, "": LOOPBACK, "::": "[::1]"}
+    return f"http://{wildcard.get(host, f'[{host}]' if ':' in host else host)}:{port}"
+
+
 def gunicorn_server(
     app: str,
     *,
@@ -459,9 +465,7 @@ def gunicorn_server(
     """
     port = port or free_port()
     bind = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
-    wildcard = {"0.0.0.0": LOOPBACK, "": LOOPBACK, "::": "[::1]"}
-    probe_host = wildcard.get(host, bind.rsplit(":", 1)[0])
-    url = f"http://{probe_host}:{port}"
+    url = _probe_url(host, port)
     command = [
         sys.executable, "-m", "gunicorn", app,
         "--chdir", str(chdir),
@@ -471,6 +475,37 @@ def gunicorn_server(
         *args,
     ]  # fmt: skip
     return http_child("gunicorn", command, url, port, probe_path, log_path=log_path, env=env)
+
+
+def uvicorn_server(
+    app: str,
+    *,
+    log_path: Path | None,
+    env: Mapping[str, str] | None = None,
+    app_dir: Path = PROJECT_DIR,
+    host: str = LOOPBACK,
+    port: int | None = None,
+    workers: int = 1,
+    args: Iterable[str] = (),
+    probe_path: str = HEALTH_PATH,
+) -> ChildProcess:
+    """``uvicorn app`` (an ASGI application, ``module:attribute``) on ``host``:``port``.
+
+    Ready when ``probe_path`` answers at all, as :func:`gunicorn_server`; stopped
+    with SIGTERM (graceful: open requests finish, within 10 s).
+    """
+    port = port or free_port()
+    url = _probe_url(host, port)
+    command = [
+        sys.executable, "-m", "uvicorn", app,
+        "--app-dir", str(app_dir),
+        "--host", host,
+        "--port", str(port),
+        "--workers", str(workers),
+        "--timeout-graceful-shutdown", "10",
+        *args,
+    ]  # fmt: skip
+    return http_child("uvicorn", command, url, port, probe_path, log_path=log_path, env=env)
 
 
 def demo_server(
@@ -486,8 +521,9 @@ def demo_server(
     """``manage.py rundemo`` on 127.0.0.1:``port``; ready when its /health/ answers at all.
 
     rundemo starts an embedded SecantusDB unless ``env`` has MONGO_SESSIONS_URL,
-    runs demo_setup, then gunicorn. SIGTERM or SIGINT stop it, and it stops its
-    own children by their PIDs first, so it gets twice its children's bound.
+    runs demo_setup, then gunicorn (uvicorn with ``args=["--asgi"]``). SIGTERM or
+    SIGINT stop it, and it stops its own children by their PIDs first, so it gets
+    twice its children's bound.
     """
     port = port or free_port()
     url = f"http://{LOOPBACK}:{port}"
