@@ -39,7 +39,9 @@ VERSION = re.findall(
 MATRIX = [
     ("3.10", "django~=4.2.0", ""),
     ("3.12", "django~=6.0.0", "pymongo~=4.9.0"),  # with the oldest supported pymongo
-    ("3.13", "django~=6.1.0", ""),
+    # with django-mongodb-backend for the MONGO_SESSIONS_DATABASE_ALIAS tests
+    # (tests/test_database_alias.py, the demo's database-alias style)
+    ("3.13", "django~=6.1.0", "django-mongodb-backend~=6.1.0"),
 ]
 
 nox.options.sessions = ["lint", "package", "readme", "matrix"]

@@ -75,7 +75,7 @@ def take(base: str, out: Path, username: str, password: str) -> None:
             log_in(page, remember=True)
             page.goto(f"{base}/cart/")
             cart_png = page.screenshot()
-            page.goto(f"{base}/sessions/")
+            page.goto(f"{base}/account/sessions/")
             sessions_png = page.screenshot()
 
             def img(png: bytes) -> str:
@@ -91,7 +91,8 @@ def take(base: str, out: Path, username: str, password: str) -> None:
                     <img style="display:block;border-radius:8px;box-shadow:0 2px 10px #0003"
                          src="{img(cart_png)}"></figure>
                   <figure style="margin:0"><figcaption style="margin-bottom:8px">
-                    <b>/sessions/</b> &mdash; every signed-in device, from MongoDB</figcaption>
+                    <b>/account/sessions/</b> &mdash; every signed-in device, from MongoDB
+                    </figcaption>
                     <img style="display:block;border-radius:8px;box-shadow:0 2px 10px #0003"
                          src="{img(sessions_png)}"></figure>
                 </div></body></html>"""

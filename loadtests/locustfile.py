@@ -6,7 +6,8 @@ Four kinds of users share the load (``weight``):
 * ``Shopper``: cart writes on an existing session, with reads in between;
 * ``ReturningVisitor``: reads on an existing session; it also checks what
   ``SESSION_SAVE_EVERY_REQUEST`` promises (a read refreshes the session) and,
-  without it, that a read never writes;
+  without it, that a read never writes (with ``--touch-after``, that a read
+  moves the stored expiry only forward, past ``MONGO_SESSIONS_TOUCH_AFTER``);
 * ``LoginChurn``: log in (the key is cycled), log out (the session is
   deleted), a wrong password now and then, and replays of the keys that
   should be dead.
@@ -21,7 +22,7 @@ Run headless with the defaults of ``loadtests/locust.conf``::
     locust -f loadtests/locustfile.py --config loadtests/locust.conf --host http://127.0.0.1:8000
 
 or let ``python -m loadtests run`` start the demo, run this and write a report.
-The custom options (``--session-engine``, ``--save-every-request``,
+The custom options (``--session-engine``, ``--save-every-request``, ``--touch-after``,
 ``--max-fail-ratio``, ``--max-p95-ms``, ``--think-time``; loadtests/thresholds.py)
 can also be set in locust.conf or as ``LOADTEST_*`` environment variables. The
 checks are in loadtests/checks.py, the plumbing the users share in
@@ -187,6 +188,9 @@ class ReturningVisitor(SessionUser):
         new, old = datetime.fromisoformat(body["expire_date"]), self.expire_date
         if old is None:
             return None
+        if self.touch_after:
+            # MONGO_SESSIONS_TOUCH_AFTER: a read moves it only past the window, never back.
+            return None if new >= old else f"expire_date went back ({old} -> {new})"
         if self.save_every_request and not new > old:
             return f"SESSION_SAVE_EVERY_REQUEST: expire_date did not move ({old} -> {new})"
         if not self.save_every_request and new != old:

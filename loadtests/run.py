@@ -1,9 +1,10 @@
 """``python -m loadtests run``: the demo stack under Locust, once per session engine.
 
 For each engine it starts the demo (``example_project/manage.py rundemo`` with
-``DJANGO_SETTINGS_MODULE=loadtests.demo_settings``) on 127.0.0.1 through
-``demo.harness``, with the embedded SecantusDB unless ``MONGO_SESSIONS_URL``
-is set; runs Locust headless for a bounded time against it; counts the
+``DJANGO_SETTINGS_MODULE=loadtests.demo_settings``; under uvicorn with
+``--asgi``; with ``MONGO_SESSIONS_TOUCH_AFTER`` set by ``--touch-after``) on
+127.0.0.1 through ``demo.harness``, with the embedded SecantusDB unless
+``MONGO_SESSIONS_URL`` is set; runs Locust headless for a bounded time against it; counts the
 sessions left in the store; and stops the demo by its PID. Per engine the
 results folder keeps Locust's own output: its CSV statistics and its HTML
 report (requests/s, response times and users over time). The summary
@@ -53,12 +54,27 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="how long each engine is loaded, e.g. 30s, 2m (default: locust.conf)",
     )
     parser.add_argument(
-        "--workers", type=int, default=3, help="gunicorn sync workers, the same for every engine"
+        "--workers",
+        type=int,
+        default=3,
+        help="gunicorn sync workers (uvicorn worker processes with --asgi), the same for "
+        "every engine",
     )
     parser.add_argument(
         "--save-every-request",
         action="store_true",
         help="run the demo with SESSION_SAVE_EVERY_REQUEST = True (and check that reads save)",
+    )
+    parser.add_argument(
+        "--asgi",
+        action="store_true",
+        help="serve the demo with uvicorn (rundemo --asgi) instead of gunicorn",
+    )
+    parser.add_argument(
+        "--touch-after",
+        type=float,
+        default=None,
+        help="run the demo with MONGO_SESSIONS_TOUCH_AFTER = this many seconds (default: off)",
     )
     parser.add_argument(
         "--real-password-hashing",
@@ -187,15 +203,20 @@ def run_engine(
 def _demo(
     engine: str, args: argparse.Namespace, data_dir: Path, folder: Path, more: list[str]
 ) -> ChildProcess:
-    """rundemo with the load test's settings and engine; stopped with SIGINT (Ctrl-C)."""
+    """rundemo (under uvicorn with ``--asgi``) with the load test's settings and engine;
+    stopped with SIGINT (Ctrl-C)."""
     env = {
         **os.environ,
         "DJANGO_SETTINGS_MODULE": "loadtests.demo_settings",
         "DEMO_SESSION_ENGINE": engine,
         "DEMO_SESSION_SAVE_EVERY_REQUEST": "1" if args.save_every_request else "0",
         "DEMO_FAST_PASSWORD_HASHER": "0" if args.real_password_hashing else "1",
+        # Off unless asked: the demo's own default is 300 s.
+        "MONGO_SESSIONS_TOUCH_AFTER": "" if args.touch_after is None else str(args.touch_after),
         "PYTHONUNBUFFERED": "1",
     }
+    if args.asgi:
+        more = [*more, "--asgi"]
     demo = demo_server(
         data_dir=data_dir,
         log_path=folder / "demo.log",
@@ -223,6 +244,8 @@ def _run_locust(
     ]  # fmt: skip
     if args.save_every_request:
         command.append("--save-every-request")
+    if args.touch_after is not None:
+        command += ["--touch-after", str(args.touch_after)]
     for flag, value in (("--users", args.users), ("--spawn-rate", args.spawn_rate)):
         if value is not None:
             command += [flag, str(value)]

@@ -44,6 +44,12 @@ class SessionUser(HttpUser):
         options = self.environment.parsed_options
         return bool(options and options.save_every_request)
 
+    @property
+    def touch_after(self) -> float:
+        """MONGO_SESSIONS_TOUCH_AFTER of the demo (s), 0 when off (``--touch-after``)."""
+        options = self.environment.parsed_options
+        return float(options.touch_after) if options else 0.0
+
     _recovering = False
     visits = 0  # the counter value this user last saw; subclasses reset it in start_over
     cart: dict[str, int]  # the cart this user last saw; subclasses reset it in start_over

@@ -86,9 +86,13 @@ def _setup(results: list[EngineResult], args: argparse.Namespace, folder: Path) 
         f"- Scenario: loadtests/locustfile.py, {first.get('users', '?')} users "
         f"(spawn rate {first.get('spawn_rate', '?')}/s), {first.get('run_time', '?')} s per "
         f"engine, {_think(first.get('think_time'))}",
-        f"- Server: the demo site (example_project) under gunicorn, {args.workers} sync workers "
-        f"on 127.0.0.1; SESSION_SAVE_EVERY_REQUEST "
-        f"{'= True' if args.save_every_request else 'off (Django default)'}; password hasher "
+        f"- Server: the demo site (example_project) under "
+        f"{'uvicorn (ASGI)' if args.asgi else 'gunicorn'}, {args.workers} "
+        f"{'worker processes' if args.asgi else 'sync workers'} on 127.0.0.1; "
+        f"SESSION_SAVE_EVERY_REQUEST "
+        f"{'= True' if args.save_every_request else 'off (Django default)'}; "
+        f"MONGO_SESSIONS_TOUCH_AFTER "
+        f"{'off' if args.touch_after is None else f'= {args.touch_after:g} s'}; password hasher "
         f"{'PBKDF2 (Django default)' if args.real_password_hashing else 'MD5 (load-test switch)'}",
         f"- Thresholds (exit code): failure ratio <= {first.get('max_fail_ratio', '?')}, "
         f"p95 <= {first.get('max_p95_ms', '?')} ms",

@@ -1,7 +1,7 @@
 """The load test's own Locust options, and the thresholds that set Locust's exit code.
 
 Imported by the locustfile, which registers these listeners with Locust:
-``--session-engine``, ``--save-every-request``, ``--max-fail-ratio``,
+``--session-engine``, ``--save-every-request``, ``--touch-after``, ``--max-fail-ratio``,
 ``--max-p95-ms`` and ``--think-time`` (also in locust.conf or as ``LOADTEST_*``
 variables); at the end of a run the thresholds are checked against Locust's
 own statistics and written, with the options in effect, to
@@ -39,6 +39,14 @@ def _add_arguments(parser: Any) -> None:
         default=False,
         env_var="LOADTEST_SAVE_EVERY_REQUEST",
         help="the demo runs with SESSION_SAVE_EVERY_REQUEST = True: check that reads refresh",
+    )
+    group.add_argument(
+        "--touch-after",
+        type=float,
+        default=0.0,
+        env_var="LOADTEST_TOUCH_AFTER",
+        help="the demo runs with MONGO_SESSIONS_TOUCH_AFTER = this (s): reads extend the "
+        "stored expiry only past it (0: off)",
     )
     group.add_argument(
         "--max-fail-ratio",
@@ -120,6 +128,7 @@ def _write_verdict(environment: Environment, total: Any, p95: float, problems: l
         "think_time": options.think_time,
         "session_engine": options.session_engine,
         "save_every_request": options.save_every_request,
+        "touch_after": options.touch_after,
         "host": environment.host,
     }
     Path(f"{prefix}_verdict.json").write_text(json.dumps(verdict, indent=2))

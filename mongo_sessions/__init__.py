@@ -19,12 +19,14 @@ _EXPORTS = {
     "StoredSession": "stored",
     "UserSession": "users",
     "aping": "connection",
+    "arevoke_session": "users",
     "arevoke_user_sessions": "users",
     "astored_session": "stored",
     "auser_sessions": "users",
     "describe_connection": "connection",
     "hash_session_key": "redaction",
     "ping": "connection",
+    "revoke_session": "users",
     "revoke_user_sessions": "users",
     "stored_session": "stored",
     "user_sessions": "users",
@@ -40,8 +42,10 @@ if TYPE_CHECKING:  # "as" marks the re-exports for type checkers and linters
     from .stored import astored_session as astored_session
     from .stored import stored_session as stored_session
     from .users import UserSession as UserSession
+    from .users import arevoke_session as arevoke_session
     from .users import arevoke_user_sessions as arevoke_user_sessions
     from .users import auser_sessions as auser_sessions
+    from .users import revoke_session as revoke_session
     from .users import revoke_user_sessions as revoke_user_sessions
     from .users import user_sessions as user_sessions
 

@@ -20,6 +20,7 @@ from pymongo.database import Database
 from pymongo.errors import ConfigurationError, OperationFailure
 
 from .conf import conf
+from .feature_checks import check_feature_settings
 from .validation import Problem, settings_problems
 
 UNAUTHORIZED_CODE = 13
@@ -34,6 +35,7 @@ def check_settings(
     messages += _check_client()
     messages += [_message(problem) for problem in settings_problems()]
     messages += _check_error_page()
+    messages += check_feature_settings()  # database alias, touch rule, devices (E040-E049)
     return messages
 
 

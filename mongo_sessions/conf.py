@@ -67,6 +67,24 @@ class Settings:
     def MONGO_SESSIONS_AUTO_INDEX(self) -> bool:
         return getattr(settings, "MONGO_SESSIONS_AUTO_INDEX", True)
 
+    # Settings of the optional features (mongo_sessions.database_alias, .touch, .devices).
+
+    @property
+    def MONGO_SESSIONS_DATABASE_ALIAS(self) -> str | None:
+        return getattr(settings, "MONGO_SESSIONS_DATABASE_ALIAS", None)
+
+    @property
+    def MONGO_SESSIONS_TOUCH_AFTER(self) -> float | None:
+        return getattr(settings, "MONGO_SESSIONS_TOUCH_AFTER", None)
+
+    @property
+    def MONGO_SESSIONS_RECORD_DEVICES(self) -> bool:
+        return getattr(settings, "MONGO_SESSIONS_RECORD_DEVICES", False)
+
+    @property
+    def MONGO_SESSIONS_DEVICE_ADDRESS(self) -> str:
+        return getattr(settings, "MONGO_SESSIONS_DEVICE_ADDRESS", "truncate")
+
     def is_set(self, name: str) -> bool:
         """Return whether the project's settings define ``name`` explicitly."""
         return hasattr(settings, name)
@@ -87,5 +105,6 @@ CONNECTION_SETTINGS = frozenset(
         "MONGO_DB_PASSWORD",
         "MONGO_SESSIONS_CLIENT_OPTIONS",
         "MONGO_SESSIONS_AUTO_INDEX",
+        "MONGO_SESSIONS_DATABASE_ALIAS",
     }
 )

@@ -73,6 +73,19 @@ def _resolve() -> Target:
     """Build the target from the settings, following the documented precedence."""
     validation.validate_connection_settings()
     collection_name = conf.MONGO_SESSIONS_COLLECTION
+    if conf.MONGO_SESSIONS_DATABASE_ALIAS is not None:
+        # A DATABASES entry of django-mongodb-backend (see database_alias.py); wins.
+        from .database_alias import STYLE, resolve
+
+        alias = resolve(conf.MONGO_SESSIONS_DATABASE_ALIAS)
+        return Target(
+            style=STYLE,
+            client=alias.client,
+            owns_client=False,  # django-mongodb-backend's: never closed here
+            database_name=alias.database_name,
+            collection_name=collection_name,
+            async_client_kwargs=alias.async_client_kwargs,
+        )
     given = conf.MONGO_CLIENT
     if given is not None:
         style_suffix = ""

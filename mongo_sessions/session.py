@@ -22,6 +22,7 @@ from django.core import signing
 from django.utils.crypto import get_random_string
 from pymongo.errors import DuplicateKeyError
 
+from . import devices, signals, touch
 from .clock import to_utc, utc_after, utc_now
 from .connection import aget_collection, get_collection
 from .exceptions import SessionDataError, SessionStoreError, chain_cause
@@ -113,7 +114,9 @@ class SessionStore(SessionBase):
             # Unknown or expired: forget the key so that a write creates a new one.
             self._session_key = None
             return {}
-        return self.decode(document.get("data"))
+        data = self.decode(document.get("data"))
+        touch.remember_loaded(self, document, data)  # the touch rule compares with it
+        return data
 
     def exists(self, session_key: str) -> bool:
         if not self._validate_session_key(session_key):
@@ -168,7 +171,10 @@ class SessionStore(SessionBase):
                     if not is_key_collision(e):
                         raise blocking_index_error("create", e) from chain_cause(e, session_key)
                     raise CreateError from e
+            signals.send_session_created(self)
         else:
+            if touch.touched(self, session_key, data):  # unmodified: expiry only, or nothing
+                return None
             update = self._update(data)
             with mongo_operation("save", session_key):
                 collection = get_collection()
@@ -196,7 +202,10 @@ class SessionStore(SessionBase):
                     if not is_key_collision(e):
                         raise blocking_index_error("create", e) from chain_cause(e, session_key)
                     raise CreateError from e
+            await signals.asend_session_created(self)
         else:
+            if await touch.atouched(self, session_key, data):  # unmodified: expiry only, or nothing
+                return None
             update = self._update(data)
             with mongo_operation("save", session_key):
                 collection = await aget_collection()
@@ -228,7 +237,8 @@ class SessionStore(SessionBase):
             return
         with mongo_operation("delete", session_key):
             collection = get_collection()
-            collection.delete_one({"_id": session_key})
+            result = collection.delete_one({"_id": session_key})
+        signals.send_session_deleted(self, session_key, result.deleted_count)
 
     async def adelete(self, session_key: str | None = None) -> None:
         if session_key is None:
@@ -239,7 +249,8 @@ class SessionStore(SessionBase):
             return
         with mongo_operation("delete", session_key):
             collection = await aget_collection()
-            await collection.delete_one({"_id": session_key})
+            result = await collection.delete_one({"_id": session_key})
+        await signals.asend_session_deleted(self, session_key, result.deleted_count)
 
     @classmethod
     def clear_expired(cls) -> None:
@@ -273,6 +284,7 @@ class SessionStore(SessionBase):
             # primary key has one, and the data itself keeps the value anyway.
             if _is_utf8(user_id):
                 fields["user_id"] = user_id
+        fields.update(devices.stored_fields(self))  # when MONGO_SESSIONS_RECORD_DEVICES is on
         self._check_size(fields)
         return fields
 
@@ -397,7 +409,8 @@ def _on_fresh_stack(function: Callable[..., _T], *args: Any) -> _T:
     return value
 
 
-_DATA_ONLY = {"_id": False, "data": True}
+# expire_date too: the touch rule (MONGO_SESSIONS_TOUCH_AFTER) compares with it.
+_DATA_ONLY = {"_id": False, "data": True, "expire_date": True}
 _ID_ONLY = {"_id": True}
 
 

@@ -1,6 +1,7 @@
 """Helpers for tests of sites using mongo_sessions.
 
-* ``CommandCounter``: count the commands the session store sends.
+* ``CommandCounter``: count the commands the session store sends, or only
+  those of its sync or of its async client (``client="sync"``/``"async"``).
 * ``isolated_sessions_collection()``, the ``isolated_sessions`` pytest fixture
   and ``IsolatedSessionsMixin`` for Django's ``TestCase``: give each test an
   empty sessions collection of its own. Django's test cases roll back the SQL
@@ -12,6 +13,7 @@
 from __future__ import annotations
 
 import contextlib
+import inspect
 import logging
 import uuid
 from collections.abc import Iterator
@@ -46,15 +48,26 @@ class CommandCounter(monitoring.CommandListener):
     """Record the name of each command a client sends, leaving out the driver's own.
 
     Give it to the package's clients with
-    ``MONGO_SESSIONS_CLIENT_OPTIONS = {"event_listeners": [counter]}``.
+    ``MONGO_SESSIONS_CLIENT_OPTIONS = {"event_listeners": [counter]}``. The
+    package's sync ``MongoClient`` and async ``AsyncMongoClient`` get the same
+    listeners; ``client="sync"`` or ``client="async"`` makes a counter count only
+    the commands of that kind of client (told apart by the pymongo API,
+    ``pymongo.synchronous`` or ``pymongo.asynchronous``, that sent them), so one
+    counter per client shows which one a request used.
     """
 
-    def __init__(self) -> None:
+    def __init__(self, client: str | None = None) -> None:
+        if client not in (None, "sync", "async"):
+            raise ValueError(f"client must be None, 'sync' or 'async', not {client!r}")
+        self.client = client
         self.commands: list[str] = []
 
     def started(self, event: monitoring.CommandStartedEvent) -> None:
-        if event.command_name not in DRIVER_COMMANDS:
-            self.commands.append(event.command_name)
+        if event.command_name in DRIVER_COMMANDS:
+            return
+        if self.client is not None and _sending_client() != self.client:
+            return
+        self.commands.append(event.command_name)
 
     def succeeded(self, event: monitoring.CommandSucceededEvent) -> None:
         pass
@@ -68,6 +81,19 @@ class CommandCounter(monitoring.CommandListener):
     @property
     def writes(self) -> list[str]:
         return [name for name in self.commands if name in WRITE_COMMANDS]
+
+
+def _sending_client() -> str | None:
+    """Return "sync" or "async": which pymongo API is publishing the current command."""
+    frame = inspect.currentframe()
+    while frame is not None:
+        module = str(frame.f_globals.get("__name__", ""))
+        if module.startswith("pymongo.asynchronous."):
+            return "async"
+        if module.startswith("pymongo.synchronous."):
+            return "sync"
+        frame = frame.f_back
+    return None
 
 
 @contextlib.contextmanager

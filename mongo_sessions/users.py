@@ -10,8 +10,10 @@ from typing import Any
 from bson.codec_options import CodecOptions, DatetimeConversion
 from django.contrib.sessions.backends.base import SessionBase
 
+from . import signals
 from .clock import to_django, utc_now
 from .connection import aget_collection, get_collection
+from .devices import ADDRESS_FIELD, LAST_ACTIVITY_FIELD, USER_AGENT_FIELD
 from .indexes import USER_FIELD
 from .operation import mongo_operation
 from .redaction import hash_session_key
@@ -33,6 +35,10 @@ class UserSession:
     key_hash: str
     created_at: datetime | None
     expire_date: datetime
+    # Recorded with MONGO_SESSIONS_RECORD_DEVICES (see mongo_sessions.devices), else None.
+    user_agent: str | None = None
+    client_address: str | None = None
+    last_activity: datetime | None = None
 
 
 def _user_id(user: Any) -> str:
@@ -52,7 +58,14 @@ def _live_filter(user: Any) -> dict[str, Any]:
     return {USER_FIELD: _user_id(user), "expire_date": {"$gt": utc_now()}}
 
 
-_LISTED_FIELDS = {"_id": True, "created_at": True, "expire_date": True}
+_LISTED_FIELDS = {
+    "_id": True,
+    "created_at": True,
+    "expire_date": True,
+    USER_AGENT_FIELD: True,
+    ADDRESS_FIELD: True,
+    LAST_ACTIVITY_FIELD: True,
+}
 # A date outside datetime's range (years 1-9999) comes back as a DatetimeMS
 # instead of failing the whole listing; _to_user_session then reports it.
 _LISTING_CODEC_OPTIONS: CodecOptions[dict[str, Any]] = CodecOptions(
@@ -95,7 +108,20 @@ def _to_user_session(document: dict[str, Any]) -> UserSession | None:
         key_hash=key_hash,
         created_at=None if created_at is None else to_django(created_at),
         expire_date=to_django(expire_date),
+        user_agent=_text_or_none(document.get(USER_AGENT_FIELD)),
+        client_address=_text_or_none(document.get(ADDRESS_FIELD)),
+        last_activity=_date_or_none(document.get(LAST_ACTIVITY_FIELD)),
     )
+
+
+def _text_or_none(value: Any) -> str | None:
+    """Return a recorded device field if it is text (documents may be written by others)."""
+    return value if isinstance(value, str) else None
+
+
+def _date_or_none(value: Any) -> datetime | None:
+    """Return a recorded date as Django gives datetimes, or None if it is not a date."""
+    return to_django(value) if isinstance(value, datetime) else None
 
 
 def revoke_user_sessions(user: Any, keep: str | SessionBase | None = None) -> int:
@@ -103,6 +129,7 @@ def revoke_user_sessions(user: Any, keep: str | SessionBase | None = None) -> in
     with mongo_operation("revoke_user_sessions"):
         collection = get_collection()
         result = collection.delete_many(_revoke_filter(user, keep))
+    signals.send_user_sessions_revoked(user, result.deleted_count, keep)
     return result.deleted_count
 
 
@@ -111,7 +138,55 @@ async def arevoke_user_sessions(user: Any, keep: str | SessionBase | None = None
     with mongo_operation("revoke_user_sessions"):
         collection = await aget_collection()
         result = await collection.delete_many(_revoke_filter(user, keep))
+    await signals.asend_user_sessions_revoked(user, result.deleted_count, keep)
     return result.deleted_count
+
+
+def _key_with_hash(documents: list[dict[str, Any]], key_hash: str) -> str | None:
+    for document in documents:
+        key = document.get("_id")
+        if isinstance(key, str) and hash_session_key(key) == key_hash:
+            return key
+    return None
+
+
+def revoke_session(user: Any, key_hash: str) -> bool:
+    """End the one session of ``user`` whose key hashes to ``key_hash``.
+
+    ``key_hash`` is a ``UserSession.key_hash`` (str). Returns True when a session
+    was deleted, False when ``user`` has none with that hash (another user's
+    session is never touched: the delete is filtered by ``user_id`` too). Sends
+    ``session_ended`` with reason ``"revoke"``. Raises SessionStoreError (and
+    subclasses) when MongoDB fails.
+    """
+    user_id = _user_id(user)
+    with mongo_operation("revoke_session"):
+        collection = get_collection()
+        documents = list(collection.find({USER_FIELD: user_id}, projection={"_id": True}))
+        key = _key_with_hash(documents, key_hash)
+        if key is None:
+            return False
+        result = collection.delete_one({"_id": key, USER_FIELD: user_id})
+    if not result.deleted_count:
+        return False
+    signals.send_session_revoked(key, user_id)
+    return True
+
+
+async def arevoke_session(user: Any, key_hash: str) -> bool:
+    """End one chosen session of ``user``, from async code (see revoke_session())."""
+    user_id = _user_id(user)
+    with mongo_operation("revoke_session"):
+        collection = await aget_collection()
+        documents = await collection.find({USER_FIELD: user_id}, projection={"_id": True}).to_list()
+        key = _key_with_hash(documents, key_hash)
+        if key is None:
+            return False
+        result = await collection.delete_one({"_id": key, USER_FIELD: user_id})
+    if not result.deleted_count:
+        return False
+    await signals.asend_session_revoked(key, user_id)
+    return True
 
 
 def user_sessions(user: Any) -> list[UserSession]:

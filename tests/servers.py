@@ -30,6 +30,7 @@ from demo.harness import (
     free_port,
     gunicorn_server,
     mongo_server,
+    uvicorn_server,
     wait_for_ping,
 )
 
@@ -41,6 +42,7 @@ __all__ = [
     "ChildProcess",
     "RunDemo",
     "TlsFiles",
+    "asgi_test_site",
     "demo_env",
     "free_port",
     "gunicorn_site",
@@ -184,14 +186,29 @@ def rundemo_process(
     log: Path,
     workers: int = 2,
     access_log: bool = False,
+    asgi: bool = False,
 ) -> ChildProcess:
-    """``manage.py rundemo`` on a free loopback port with ``env``; not started."""
-    return demo_server(
-        data_dir=data_dir,
+    """``manage.py rundemo`` on a free loopback port with ``env``; not started.
+
+    ``asgi``: ``rundemo --asgi``, the demo under uvicorn instead of gunicorn.
+    """
+    args = ["--access-log"] if access_log else []
+    args += ["--asgi"] if asgi else []
+    return demo_server(data_dir=data_dir, log_path=log, env=env, workers=workers, args=args)
+
+
+def asgi_test_site(env: Mapping[str, str], log: Path) -> ChildProcess:
+    """uvicorn serving ``tests/asgi_site`` on a free loopback port with ``env``; not started.
+
+    Ready when its ``/_counts/`` view (the command counts, no session) answers.
+    """
+    return uvicorn_server(
+        "tests.asgi_site.asgi:application",
         log_path=log,
         env=env,
-        workers=workers,
-        args=["--access-log"] if access_log else [],
+        app_dir=REPO_ROOT,
+        args=["--log-level", "warning"],
+        probe_path="/_counts/",
     )
 
 
@@ -214,8 +231,8 @@ class RunDemo:
         for line in self.output().splitlines():
             if line.startswith("Embedded MongoDB (SecantusDB) pid "):
                 found["mongo"] = int(line.split()[4])
-            elif line.startswith("gunicorn pid "):
-                found["gunicorn"] = int(line.split()[2].rstrip(","))
+            elif line.startswith(("gunicorn pid ", "uvicorn pid ")):
+                found[line.split()[0]] = int(line.split()[2].rstrip(","))
         return found
 
     def stop(self, sig: int = signal.SIGTERM) -> int | None:
@@ -225,10 +242,10 @@ class RunDemo:
 
 @contextlib.contextmanager
 def rundemo(
-    env: Mapping[str, str], data_dir: Path, log: Path, workers: int = 2
+    env: Mapping[str, str], data_dir: Path, log: Path, workers: int = 2, asgi: bool = False
 ) -> Iterator[RunDemo]:
-    """Run ``manage.py rundemo`` on a free port until the block ends."""
-    with rundemo_process(env, data_dir, log, workers) as child:
+    """Run ``manage.py rundemo`` (``--asgi``: under uvicorn) on a free port until the block ends."""
+    with rundemo_process(env, data_dir, log, workers, asgi=asgi) as child:
         yield RunDemo(child)
 
 

@@ -110,8 +110,8 @@ def test_login_cart_remember_me_logout_in_chromium(
             expect(page.locator("#total")).to_have_text("8.00")
 
             # The sessions page marks this browser.
-            page.goto(f"{base}/sessions/")
-            expect(page.locator("tr.current .tag")).to_have_text("this device")
+            page.goto(f"{base}/account/sessions/")
+            expect(page.locator("tr.current strong")).to_have_text("(this device)")
             page.goto(f"{base}/session/")
             expect(page.locator("#style")).to_have_text("url")
 
@@ -127,7 +127,7 @@ def test_login_cart_remember_me_logout_in_chromium(
             page.goto(f"{base}/cart/")
             expect(page.locator("#who")).to_have_text("Not signed in")
             expect(page.locator("#total")).to_have_text("0.00")
-            page.goto(f"{base}/sessions/")
+            page.goto(f"{base}/account/sessions/")
             assert page.url.startswith(f"{base}/login/?next=")
 
             # Without "remember me" the cookie ends with the browser.

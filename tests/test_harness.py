@@ -1,4 +1,4 @@
-"""The process harness (example_project/demo/harness.py) that starts every server.
+"""The process harness (example_project/demo/harness/) that starts every server.
 
 Small Python children stand in for the servers: one that listens after a
 while, one that exits at once, one that ignores SIGTERM. They show that a

@@ -168,3 +168,67 @@ def test_ops_starts_redis_and_postgresql_itself_and_stops_them(
     assert {name for name, _ in started} == {"Redis", "PostgreSQL"}, proc.stdout[-2000:]
     for name, pid in started:
         assert not pid_alive(int(pid)), f"{name} (pid {pid}) still runs after ops ended"
+
+
+@pytest.mark.no_mongo
+def test_run_serves_the_demo_with_uvicorn_and_the_touch_rule(tmp_path: Path) -> None:
+    """``run --asgi --touch-after``: the demo under uvicorn with MONGO_SESSIONS_TOUCH_AFTER, and
+    the returning visitors' expiry check relaxed to "moves only forward" (it passes)."""
+    out = tmp_path / "results"
+    args = [
+        "run",
+        "--engines", "mongo_sessions",
+        "--asgi",
+        "--touch-after", "300",
+        "--save-every-request",
+        "--users", "10",
+        "--spawn-rate", "10",
+        "--run-time", "5s",
+        "--workers", "2",
+        "--output", str(out),
+    ]  # fmt: skip
+    proc = _run(args, _env(), timeout=240)
+    assert proc.returncode == 0, proc.stdout[-4000:] + proc.stderr[-4000:]
+    folder = out / "mongo_sessions"
+    verdict = json.loads((folder / "locust_verdict.json").read_text())
+    assert verdict["passed"], verdict
+    assert (verdict["touch_after"], verdict["save_every_request"]) == (300.0, True)
+    assert "/session/" in (folder / "locust_stats.csv").read_text()  # the expiry was checked
+    demo_log = (folder / "demo.log").read_text(errors="replace")
+    assert re.search(r"^uvicorn pid \d+, 2 workers", demo_log, re.M), demo_log[-2000:]
+    assert "gunicorn" not in demo_log
+    summary = (out / "summary.md").read_text()
+    assert "under uvicorn (ASGI), 2 worker processes" in summary
+    assert "MONGO_SESSIONS_TOUCH_AFTER = 300 s" in summary
+
+
+def test_touch_benchmark_counts_commands_and_bytes(mongo_url: str) -> None:
+    """``python -m loadtests.touch``: within the window a find only; past it, an update whose
+    size does not depend on the session's."""
+    proc = subprocess.run(
+        [sys.executable, "-m", "loadtests.touch", "--iterations", "3", "--warmup", "1"],
+        cwd=REPO_ROOT,
+        env=_env(MONGO_SESSIONS_URL=mongo_url),
+        capture_output=True,
+        text=True,
+        timeout=180,
+        check=False,
+    )
+    assert proc.returncode == 0, proc.stdout[-4000:] + proc.stderr[-4000:]
+    rows = {
+        (cells[0], cells[1]): (cells[2], cells[3])
+        for line in proc.stdout.splitlines()
+        if line.startswith(("| small ", "| large "))
+        for cells in [[c.strip() for c in line.strip("|").split("|")]]
+    }
+    assert len(rows) == 12, proc.stdout
+    for size in ("small", "large"):
+        assert rows[size, "touch on, within the window"][0] == "1: find"
+        assert rows[size, "touch on, past the window"][0] == "2: find, update"
+        assert rows[size, "touch off (full update)"][0] == "2: find, update"
+    touch_update = {size: rows[size, "touch on, past the window"][1] for size in ("small", "large")}
+    assert touch_update["small"] == touch_update["large"], touch_update
+    full_small, full_large = (
+        int(rows[size, "touch off (full update)"][1].split(" + ")[1]) for size in ("small", "large")
+    )
+    assert full_large > full_small + 10_000

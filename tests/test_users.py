@@ -117,9 +117,15 @@ def insert_malformed(collection: Any, user: Any) -> dict[str, str]:
     """Documents of ``user`` that another program (or a person) may have written."""
     user_id = str(user.pk)
     later = datetime.now(timezone.utc) + timedelta(hours=1)
-    keys = {"string created_at": "s" * 32, "no created_at": "n" * 32}
+    keys = {
+        "string created_at": "s" * 32,
+        "no created_at": "n" * 32,
+        "odd device fields": "d" * 32,
+    }
     collection.insert_many(
         [
+            {"_id": keys["odd device fields"], "user_id": user_id, "expire_date": later,
+             "user_agent": 42, "client_address": ["10.0.0.0"], "last_activity": "yesterday"},
             {"_id": keys["string created_at"], "user_id": user_id, "expire_date": later,
              "created_at": "2024-01-01"},
             {"_id": keys["no created_at"], "user_id": user_id, "expire_date": later},
@@ -138,6 +144,8 @@ def assert_malformed_listed(listed: list[Any], live: SessionStore, keys: dict[st
     hashes = {mongo_sessions.hash_session_key(k) for k in (live.session_key, *keys.values())}
     assert set(by_hash) == hashes
     assert by_hash[mongo_sessions.hash_session_key(keys["string created_at"])].created_at is None
+    odd = by_hash[mongo_sessions.hash_session_key(keys["odd device fields"])]
+    assert (odd.user_agent, odd.client_address, odd.last_activity) == (None, None, None)
     assert listed[0].key_hash == mongo_sessions.hash_session_key(live.session_key or "")
 
 
@@ -154,7 +162,7 @@ def test_malformed_documents_are_skipped_or_listed_without_the_bad_field(
     for key in (*keys.values(), "NOT A KEY $"):
         assert key not in caplog.text
     # Revoking still reaches every document of the user, malformed or not.
-    assert mongo_sessions.revoke_user_sessions(alice) == 8
+    assert mongo_sessions.revoke_user_sessions(alice) == 9
 
 
 @requires_async_api

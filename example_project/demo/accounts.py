@@ -1,4 +1,5 @@
-"""Signing in, and the list of a user's sessions ("devices"), as the demo's pages use them."""
+"""Signing in, as the demo's pages and its API do it, and the list of a user's sessions
+("devices") that the API answers (the pages use the package's, ``mongo_sessions.urls``)."""
 
 from __future__ import annotations
 

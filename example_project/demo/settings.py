@@ -14,9 +14,12 @@ Environment variables read here:
 ``MONGO_SESSIONS_STYLE``
     Which of the package's connection styles the site uses:
     ``url`` (default), ``client``, ``database``, ``client-path``,
-    ``database-path`` or ``host``.
+    ``database-path``, ``host`` or ``database-alias`` (django-mongodb-backend).
 ``MONGO_SESSIONS_TIMEOUT``
     Seconds to wait for the server before a session operation fails (default 5).
+``MONGO_SESSIONS_TOUCH_AFTER``
+    Seconds between two extensions of a session's expiry by read-only requests
+    (default 300; empty: off).
 ``DEMO_DATA_DIR``
     Folder of the demo's SQLite user table (``rundemo --data-dir`` sets it);
     without it the file is ``example_project/db.sqlite3``.
@@ -65,7 +68,9 @@ INSTALLED_APPS = [
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
-    "django.contrib.sessions.middleware.SessionMiddleware",
+    # The package's session middleware: Django's, plus async load/save under ASGI,
+    # the touch rule (MONGO_SESSIONS_TOUCH_AFTER) and device recording.
+    "mongo_sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
@@ -75,6 +80,7 @@ MIDDLEWARE = [
 
 ROOT_URLCONF = "demo.urls"
 WSGI_APPLICATION = "demo.wsgi.application"
+ASGI_APPLICATION = "demo.asgi.application"  # rundemo --asgi: uvicorn
 
 TEMPLATES = [
     {
@@ -144,6 +150,15 @@ CSRF_COOKIE_SECURE = SESSION_COOKIE_SECURE
 MONGO_SESSIONS_COLLECTION = "mongo_sessions"
 # Fail a request after this many seconds without an answer from MongoDB.
 MONGO_SESSIONS_TIMEOUT = float(os.environ.get("MONGO_SESSIONS_TIMEOUT", "5"))
+# Sliding expiry without a write per request: a read-only request extends the
+# expiry (one small write of the date) when the last extension is older than
+# this many seconds. Empty in the environment: off.
+_TOUCH_AFTER = os.environ.get("MONGO_SESSIONS_TOUCH_AFTER", "300").strip()
+MONGO_SESSIONS_TOUCH_AFTER = float(_TOUCH_AFTER) if _TOUCH_AFTER else None
+# Record each session's browser, approximate address (the /24 or /48 network) and
+# last activity, for the "Your sessions" page (account/sessions/).
+MONGO_SESSIONS_RECORD_DEVICES = True
+MONGO_SESSIONS_DEVICE_ADDRESS = "truncate"
 
 # The one address all styles below are built from, so the demo can be pointed at
 # any server. In your own settings you would write the value in place.
@@ -208,10 +223,22 @@ elif MONGO_SESSIONS_STYLE == "host":
         os.environ.get("MONGO_DB_PASSWORD") or unquote(_parts.password or "") or False
     )
 
+elif MONGO_SESSIONS_STYLE == "database-alias":
+    # Style "database-alias": MongoDB configured once, in DATABASES, served by
+    # django-mongodb-backend (pip install django-mongodb-backend; its version
+    # follows Django's). Sessions use that connection's client and database. A
+    # site on MongoDB would name "default"; the demo keeps its users in SQLite.
+    DATABASES["mongodb"] = {
+        "ENGINE": "django_mongodb_backend",
+        "HOST": DEMO_MONGO_URL,
+        "NAME": _database_in_url(DEMO_MONGO_URL),
+    }
+    MONGO_SESSIONS_DATABASE_ALIAS = "mongodb"
+
 else:
     from django.core.exceptions import ImproperlyConfigured
 
     raise ImproperlyConfigured(
         f"MONGO_SESSIONS_STYLE={MONGO_SESSIONS_STYLE!r}: use one of "
-        "url, client, database, client-path, database-path, host"
+        "url, client, database, client-path, database-path, host, database-alias"
     )

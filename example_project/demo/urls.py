@@ -14,8 +14,9 @@ urlpatterns = [
     path("cart/remove/", views.cart_remove, name="cart-remove"),
     path("login/", views.login_view, name="login"),
     path("logout/", views.logout_view, name="logout"),
-    path("sessions/", views.sessions_list, name="sessions"),
-    path("sessions/revoke-others/", views.revoke_others, name="revoke-others"),
+    # The package's "Your sessions" pages: list the devices, end one, end all others
+    # (the JSON of the same list is /api/sessions/).
+    path("account/sessions/", include("mongo_sessions.urls")),
     path("session/", views.session_detail, name="session"),
     path("api/", include(api)),
     path("health/", api.health, name="health"),

@@ -1,7 +1,9 @@
 """The demo's HTML pages: each one uses the session the way real sites do.
 
 The same features answer in JSON under ``/api/`` (``demo/api.py``), for the
-load tests and scripts; these views only render pages and redirect.
+load tests and scripts; these views only render pages and redirect. The "My
+sessions" pages (list the devices, end one, end all others) are the package's
+own, included at ``account/sessions/`` (``mongo_sessions.urls``).
 """
 
 from __future__ import annotations
@@ -10,9 +12,7 @@ import json
 from collections.abc import Callable
 
 from django.conf import settings
-from django.contrib import messages
 from django.contrib.auth import logout
-from django.contrib.auth.decorators import login_required
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.utils.http import url_has_allowed_host_and_scheme
@@ -21,7 +21,7 @@ from django.views.decorators.csrf import ensure_csrf_cookie
 from django.views.decorators.http import require_GET, require_POST
 
 import mongo_sessions
-from demo.accounts import devices, sign_in, truthy
+from demo.accounts import sign_in, truthy
 from demo.decorators import session_view
 from demo.state import CATALOGUE, UnknownItem, cart_of, cart_total, change_cart, count_visit
 
@@ -120,23 +120,6 @@ def logout_view(request: HttpRequest) -> HttpResponse:
         logout(request)
         return redirect("login")
     return render(request, "demo/logout.html")
-
-
-@session_view("GET")
-@login_required
-def sessions_list(request: HttpRequest) -> HttpResponse:
-    """The signed-in user's sessions ("devices"), the current one marked."""
-    return render(request, "demo/sessions.html", {"sessions": devices(request)})
-
-
-@require_POST
-@never_cache
-@login_required
-def revoke_others(request: HttpRequest) -> HttpResponse:
-    """Log out my other devices: delete every session of the user but this one."""
-    revoked = mongo_sessions.revoke_user_sessions(request.user, keep=request.session)
-    messages.success(request, f"Logged out {revoked} other session{'' if revoked == 1 else 's'}.")
-    return redirect("sessions")
 
 
 @session_view("GET")

@@ -6,10 +6,10 @@
 * With ``MONGO_SESSIONS_URL`` it uses that server and starts nothing else.
 
 Then it runs the migrations, creates the demo user (``demo_setup``), starts
-gunicorn with several workers and prints the address once ``/health/``
-answers. Ctrl-C or SIGTERM stops gunicorn, then the embedded server, each by
-its own process id. The processes are started, probed and stopped by
-``demo.harness``.
+gunicorn with several workers (or, with ``--asgi``, uvicorn serving
+``demo.asgi``) and prints the address once ``/health/`` answers. Ctrl-C or
+SIGTERM stops the web server, then the embedded server, each by its own
+process id. The processes are started, probed and stopped by ``demo.harness``.
 """
 
 from __future__ import annotations
@@ -39,6 +39,7 @@ from demo.harness import (
     http_status,
     mongo_server,
     redact_url,
+    uvicorn_server,
     wait_for_ping,
 )
 
@@ -48,14 +49,14 @@ REPO_ROOT = PROJECT_DIR.parent
 class Command(BaseCommand):
     help = (
         "Run the demo: an embedded MongoDB-wire server unless MONGO_SESSIONS_URL is set, "
-        "the migrations and demo user, and gunicorn."
+        "the migrations and demo user, and gunicorn (or uvicorn with --asgi)."
     )
     requires_system_checks = ()  # nothing to check before MongoDB runs
 
     def add_arguments(self, parser: CommandParser) -> None:
-        parser.add_argument("--host", default="127.0.0.1", help="address gunicorn binds to")
-        parser.add_argument("--port", type=int, default=8000, help="port gunicorn binds to")
-        parser.add_argument("--workers", type=int, default=3, help="gunicorn worker processes")
+        parser.add_argument("--host", default="127.0.0.1", help="address the web server binds to")
+        parser.add_argument("--port", type=int, default=8000, help="port the web server binds to")
+        parser.add_argument("--workers", type=int, default=3, help="web server worker processes")
         parser.add_argument(
             "--data-dir",
             default=".demo-data",
@@ -71,10 +72,15 @@ class Command(BaseCommand):
             "--startup-timeout",
             type=float,
             default=60.0,
-            help="seconds to wait for MongoDB and for gunicorn to answer",
+            help="seconds to wait for MongoDB and for the web server to answer",
         )
         parser.add_argument(
-            "--access-log", action="store_true", help="have gunicorn log every request"
+            "--access-log", action="store_true", help="have the web server log every request"
+        )
+        parser.add_argument(
+            "--asgi",
+            action="store_true",
+            help="serve the demo with uvicorn (ASGI, demo.asgi) instead of gunicorn (WSGI)",
         )
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
@@ -116,7 +122,7 @@ class Command(BaseCommand):
         return child
 
     def _stop_children(self) -> None:
-        """Stop the children in reverse order (gunicorn first, the database last)."""
+        """Stop the children in reverse order (the web server first, the database last)."""
         for child in reversed(self._children):
             if child.running():
                 self._say(f"Stopping {child.name} (pid {child.pid})...")
@@ -125,9 +131,10 @@ class Command(BaseCommand):
         self._children.clear()
 
     def _run(self, **options: Any) -> None:
-        if find_spec("gunicorn") is None:
+        server = "uvicorn" if options["asgi"] else "gunicorn"
+        if find_spec(server) is None:
             raise CommandError(
-                "gunicorn is not installed: pip install 'django-mongo-sessions[demo]'"
+                f"{server} is not installed: pip install 'django-mongo-sessions[demo]'"
             )
         timeout: float = options["startup_timeout"]
         data_dir = Path(options["data_dir"]).resolve()
@@ -154,8 +161,8 @@ class Command(BaseCommand):
         else:
             self._say(f"Log in as {settings.DEMO_USERNAME} (password from DEMO_PASSWORD)")
 
-        gunicorn = self._start_gunicorn(options, env, timeout)
-        status = http_status(gunicorn.url + HEALTH_PATH)
+        web = self._start_web_server(options, env, timeout)
+        status = http_status(web.url + HEALTH_PATH)
         if status != 200:
             self._say(
                 f"Warning: /health/ answered {status} (check DJANGO_ALLOWED_HOSTS and MongoDB)."
@@ -163,7 +170,7 @@ class Command(BaseCommand):
         host: str = options["host"]
         shown = "localhost" if host in ("0.0.0.0", "::", "") else _bracketed(host)
         self._say("")
-        self._say(f"  Demo running at http://{shown}:{gunicorn.port}/")
+        self._say(f"  Demo running at http://{shown}:{web.port}/")
         self._say("  Press Ctrl-C to stop.")
         self._say("")
         self._supervise()
@@ -201,28 +208,30 @@ class Command(BaseCommand):
         self._start(server, timeout, lambda c: f"Embedded MongoDB (SecantusDB) pid {c.pid} {where}")
         return url
 
-    def _start_gunicorn(
+    def _start_web_server(
         self, options: dict[str, Any], env: dict[str, str], timeout: float
     ) -> ChildProcess:
-        """Start gunicorn with the demo's WSGI app; its output goes to our stdout."""
-        args = ["--graceful-timeout", "10", "--timeout", "30"]
-        if options["access_log"]:
-            args += ["--access-logfile", "-"]
-        gunicorn = gunicorn_server(
-            "demo.wsgi",
-            log_path=None,
-            env=env,
-            host=options["host"],
-            port=options["port"],
-            workers=options["workers"],
-            args=args,
-        )
-        bind = f"{_bracketed(options['host'])}:{gunicorn.port}"
+        """Start gunicorn with the demo's WSGI app, or with ``--asgi`` uvicorn with its ASGI
+        app (a request's session load and save then use the async client only); the
+        server's output goes to our stdout."""
+        where = {"host": options["host"], "port": options["port"], "workers": options["workers"]}
+        if options["asgi"]:
+            web = uvicorn_server(
+                "demo.asgi:application",
+                log_path=None,
+                env=env,
+                args=[] if options["access_log"] else ["--no-access-log"],
+                **where,
+            )
+        else:
+            args = ["--graceful-timeout", "10", "--timeout", "30"]
+            if options["access_log"]:
+                args += ["--access-logfile", "-"]
+            web = gunicorn_server("demo.wsgi", log_path=None, env=env, args=args, **where)
+        bind = f"{_bracketed(options['host'])}:{web.port}"
         workers = options["workers"]
-        self._start(
-            gunicorn, timeout, lambda c: f"gunicorn pid {c.pid}, {workers} workers, on {bind}"
-        )
-        return gunicorn
+        self._start(web, timeout, lambda c: f"{c.name} pid {c.pid}, {workers} workers, on {bind}")
+        return web
 
     def _supervise(self) -> None:
         """Wait for a stop signal; fail when a child exits on its own."""

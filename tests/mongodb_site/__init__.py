@@ -1,0 +1,1 @@
+"""A site all on MongoDB (django-mongodb-backend): models and sessions configured once."""
