@@ -53,13 +53,14 @@ def to_utc(value: datetime) -> datetime:
         return LATEST if value.year > datetime.max.year // 2 else EARLIEST
 
 
-def utc_after(seconds: float) -> datetime:
-    """Return the aware UTC instant ``seconds`` from now, clamped to the range of datetime.
+def utc_after(seconds: float, now: datetime | None = None) -> datetime:
+    """Return the aware UTC instant ``seconds`` after ``now`` (default: the current time),
+    clamped to the range of datetime.
 
     Raises TypeError or ValueError (NaN) for a value that is not a number of seconds.
     """
     try:
-        return utc_now() + timedelta(seconds=seconds)
+        return (now or utc_now()) + timedelta(seconds=seconds)
     except OverflowError:
         return LATEST if seconds > 0 else EARLIEST
 

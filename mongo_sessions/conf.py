@@ -1,10 +1,12 @@
-"""Settings of mongo_sessions, read lazily from django.conf.settings."""
+"""Settings of mongo_sessions, read from django.conf.settings on first use and kept."""
 
 from __future__ import annotations
 
 from typing import Any
 
 from django.conf import settings
+from django.core.signals import setting_changed
+from django.dispatch import receiver
 
 DEFAULT_CLIENT_OPTIONS: dict[str, Any] = {
     # pymongo waits 30 s for a server by default: far longer than a request
@@ -15,75 +17,96 @@ DEFAULT_CLIENT_OPTIONS: dict[str, Any] = {
 }
 
 
-class Settings:
-    """Expose every setting as a property so override_settings() is honoured."""
-
-    @property
-    def MONGO_CLIENT(self) -> Any:
-        return getattr(settings, "MONGO_CLIENT", None)
-
-    @property
-    def MONGO_SESSIONS_URL(self) -> str | None:
-        return getattr(settings, "MONGO_SESSIONS_URL", None)
-
-    @property
-    def MONGO_DB_NAME(self) -> str:
-        return getattr(settings, "MONGO_DB_NAME", "test")
-
-    @property
-    def MONGO_SESSIONS_COLLECTION(self) -> str:
-        return getattr(settings, "MONGO_SESSIONS_COLLECTION", "mongo_sessions")
-
-    @property
-    def MONGO_HOST(self) -> str:
-        return getattr(settings, "MONGO_HOST", "localhost")
-
-    @property
-    def MONGO_PORT(self) -> int:
-        return getattr(settings, "MONGO_PORT", 27017)
-
-    @property
-    def MONGO_DB_USER(self) -> str | bool:
-        return getattr(settings, "MONGO_DB_USER", False)
-
-    @property
-    def MONGO_DB_PASSWORD(self) -> str | bool:
-        return getattr(settings, "MONGO_DB_PASSWORD", False)
-
-    @property
-    def MONGO_SESSIONS_CLIENT_OPTIONS(self) -> dict[str, Any]:
-        return getattr(settings, "MONGO_SESSIONS_CLIENT_OPTIONS", {})
-
-    @property
-    def MONGO_SESSIONS_TTL(self) -> int:
-        ttl: int = getattr(settings, "MONGO_SESSIONS_TTL", settings.SESSION_COOKIE_AGE)
-        return ttl
-
-    @property
-    def MONGO_SESSIONS_TIMEOUT(self) -> float:
-        return getattr(settings, "MONGO_SESSIONS_TIMEOUT", 5.0)
-
-    @property
-    def MONGO_SESSIONS_AUTO_INDEX(self) -> bool:
-        return getattr(settings, "MONGO_SESSIONS_AUTO_INDEX", True)
-
+# Every setting of the package and its default (MONGO_SESSIONS_TTL's is
+# SESSION_COOKIE_AGE, read when it is needed).
+DEFAULTS: dict[str, Any] = {
+    "MONGO_CLIENT": None,
+    "MONGO_SESSIONS_URL": None,
+    "MONGO_DB_NAME": "test",
+    "MONGO_SESSIONS_COLLECTION": "mongo_sessions",
+    "MONGO_HOST": "localhost",
+    "MONGO_PORT": 27017,
+    "MONGO_DB_USER": False,
+    "MONGO_DB_PASSWORD": False,
+    "MONGO_SESSIONS_CLIENT_OPTIONS": {},
+    "MONGO_SESSIONS_TTL": None,
+    "MONGO_SESSIONS_TIMEOUT": 5.0,
+    "MONGO_SESSIONS_AUTO_INDEX": True,
+    "MONGO_SESSIONS_FORMAT": "signed",
     # Settings of the optional features (mongo_sessions.database_alias, .touch, .devices).
+    "MONGO_SESSIONS_DATABASE_ALIAS": None,
+    "MONGO_SESSIONS_TOUCH_AFTER": None,
+    "MONGO_SESSIONS_RECORD_DEVICES": False,
+    "MONGO_SESSIONS_DEVICE_ADDRESS": "truncate",
+}
+# Django's own settings that the package reads on every session operation, kept
+# the same way (they have no default here: Django's global settings give one).
+DJANGO_SETTINGS = frozenset(
+    {"SECRET_KEY", "SECRET_KEY_FALLBACKS", "SESSION_COOKIE_AGE", "SESSION_SERIALIZER"}
+)
+# Django settings a cached value depends on besides its own name.
+_DEPENDS_ON = {"SESSION_COOKIE_AGE": ("MONGO_SESSIONS_TTL",)}
 
-    @property
-    def MONGO_SESSIONS_DATABASE_ALIAS(self) -> str | None:
-        return getattr(settings, "MONGO_SESSIONS_DATABASE_ALIAS", None)
 
-    @property
-    def MONGO_SESSIONS_TOUCH_AFTER(self) -> float | None:
-        return getattr(settings, "MONGO_SESSIONS_TOUCH_AFTER", None)
+class Settings:
+    """Every setting of mongo_sessions, read from Django's settings once, then kept.
 
-    @property
-    def MONGO_SESSIONS_RECORD_DEVICES(self) -> bool:
-        return getattr(settings, "MONGO_SESSIONS_RECORD_DEVICES", False)
+    Also the few settings of Django's own that every session operation reads
+    (``DJANGO_SETTINGS``).
 
-    @property
-    def MONGO_SESSIONS_DEVICE_ADDRESS(self) -> str:
-        return getattr(settings, "MONGO_SESSIONS_DEVICE_ADDRESS", "truncate")
+    A setting is read on first use and kept as an attribute of this object, so
+    the hot path never goes through Django's lazy settings object (a missing
+    setting costs it an exception per lookup). Django's ``setting_changed``
+    signal, sent by ``override_settings()`` and the test runner, drops the kept
+    value of the setting it names, which is read again on next use. Assigning
+    to ``django.conf.settings`` at run time sends no signal: use
+    ``override_settings()``, as Django's own cached settings require.
+    """
+
+    MONGO_CLIENT: Any
+    MONGO_SESSIONS_URL: str | None
+    MONGO_DB_NAME: str
+    MONGO_SESSIONS_COLLECTION: str
+    MONGO_HOST: str
+    MONGO_PORT: int
+    MONGO_DB_USER: str | bool
+    MONGO_DB_PASSWORD: str | bool
+    MONGO_SESSIONS_CLIENT_OPTIONS: dict[str, Any]
+    MONGO_SESSIONS_TTL: int
+    MONGO_SESSIONS_TIMEOUT: float
+    MONGO_SESSIONS_AUTO_INDEX: bool
+    MONGO_SESSIONS_FORMAT: str
+    MONGO_SESSIONS_DATABASE_ALIAS: str | None
+    MONGO_SESSIONS_TOUCH_AFTER: float | None
+    MONGO_SESSIONS_RECORD_DEVICES: bool
+    MONGO_SESSIONS_DEVICE_ADDRESS: str
+    SECRET_KEY: str | bytes
+    SECRET_KEY_FALLBACKS: list[str | bytes]
+    SESSION_COOKIE_AGE: int
+    SESSION_SERIALIZER: str
+
+    def __getattr__(self, name: str) -> Any:
+        # Only called for a setting not kept yet: read it, keep it.
+        if name in DJANGO_SETTINGS:
+            value = getattr(settings, name)
+        else:
+            try:
+                default = DEFAULTS[name]
+            except KeyError:
+                raise AttributeError(f"{type(self).__name__!r} has no setting {name!r}") from None
+            if name == "MONGO_SESSIONS_TTL":
+                default = self.SESSION_COOKIE_AGE
+            value = getattr(settings, name, default)
+        self.__dict__[name] = value
+        return value
+
+    def refresh(self, name: str | None = None) -> None:
+        """Drop the kept value of ``name`` (and of what depends on it), or of every setting."""
+        if name is None:
+            self.__dict__.clear()
+            return
+        for kept in (name, *_DEPENDS_ON.get(name, ())):
+            self.__dict__.pop(kept, None)
 
     def is_set(self, name: str) -> bool:
         """Return whether the project's settings define ``name`` explicitly."""
@@ -91,6 +114,12 @@ class Settings:
 
 
 conf = Settings()
+
+
+@receiver(setting_changed)
+def _on_setting_changed(*, setting: str, **kwargs: Any) -> None:
+    conf.refresh(setting)
+
 
 # Settings whose change invalidates the per-process client and collection.
 CONNECTION_SETTINGS = frozenset(

@@ -8,21 +8,24 @@ import threading
 import weakref
 from dataclasses import dataclass
 from datetime import timezone
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from bson.codec_options import CodecOptions
 from django.core.exceptions import ImproperlyConfigured
 from django.core.signals import setting_changed
 from django.dispatch import receiver
 from django.utils.module_loading import import_string
-from pymongo import AsyncMongoClient, MongoClient
-from pymongo.asynchronous.collection import AsyncCollection
+from pymongo import MongoClient
 from pymongo.collection import Collection
 from pymongo.database import Database
 
 from . import indexes, validation
 from .conf import CONNECTION_SETTINGS, DEFAULT_CLIENT_OPTIONS, conf
 from .operation import mongo_operation
+
+if TYPE_CHECKING:
+    # The async driver is imported by aget_collection(), on first use of the async API.
+    from pymongo.asynchronous.collection import AsyncCollection
 
 # Datetimes come back aware and in UTC whatever the client's own codec options.
 CODEC_OPTIONS: CodecOptions[dict[str, Any]] = CodecOptions(tz_aware=True, tzinfo=timezone.utc)
@@ -186,6 +189,8 @@ async def aget_collection() -> AsyncCollection[Any]:
         return collection
     collection = _async_collections.get(loop)
     if collection is None:
+        from pymongo import AsyncMongoClient
+
         target = get_target()
         # AsyncMongoClient binds to the event loop it first runs on: one per loop,
         # kept even if the index creation below fails, so that a retry reuses it.

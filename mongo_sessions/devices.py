@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import ipaddress
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
 from django.contrib.sessions.backends.base import SessionBase
@@ -92,15 +93,15 @@ def _device(session: SessionBase) -> Device | None:
     return device
 
 
-def stored_fields(session: SessionBase) -> dict[str, Any]:
-    """Return the device fields a full write of ``session`` stores (none when off)."""
+def stored_fields(session: SessionBase, now: datetime | None = None) -> dict[str, Any]:
+    """Return the device fields a full write of ``session`` at ``now`` stores (none when off)."""
     device = _device(session)
     if device is None:
         return {}
     return {
         USER_AGENT_FIELD: device.user_agent,
         ADDRESS_FIELD: device.client_address,
-        LAST_ACTIVITY_FIELD: utc_now(),
+        LAST_ACTIVITY_FIELD: now or utc_now(),
     }
 
 

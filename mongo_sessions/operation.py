@@ -2,8 +2,7 @@
 
 from __future__ import annotations
 
-import contextlib
-from collections.abc import Iterator
+from types import TracebackType
 
 import pymongo
 from bson.errors import InvalidDocument
@@ -14,21 +13,46 @@ from .redaction import redact
 from .validation import timeout_seconds
 
 
-@contextlib.contextmanager
-def mongo_operation(
-    operation: str, session_key: str | None = None, timeout: float | None = None
-) -> Iterator[None]:
-    """Bound the enclosed MongoDB calls in time and wrap driver errors."""
-    try:
-        with pymongo.timeout(timeout or timeout_seconds()):
-            yield
-    except DocumentTooLarge as e:
-        raise SessionDataError(
-            operation, "the session is larger than MongoDB's 16 MB document limit"
-        ) from e
-    except InvalidDocument as e:
-        raise SessionDataError(operation, redact(str(e), session_key)) from chain_cause(
-            e, session_key
-        )
-    except PyMongoError as e:
-        raise translate(operation, e, session_key) from chain_cause(e, session_key)
+class mongo_operation:  # lower case: used like the function it was, in a with statement
+    """Bound the enclosed MongoDB calls in time and wrap driver errors.
+
+    ``with mongo_operation("load", session_key):`` runs the block under
+    ``pymongo.timeout(timeout or MONGO_SESSIONS_TIMEOUT)`` (seconds), and turns
+    a driver error raised in it into the package's exception for
+    ``operation``, with ``session_key`` redacted from its message. A class
+    rather than a ``@contextmanager`` generator: it runs on every session
+    operation, and a generator costs more to create, start and finish.
+    """
+
+    __slots__ = ("_bound", "operation", "session_key", "timeout")
+
+    def __init__(
+        self, operation: str, session_key: str | None = None, timeout: float | None = None
+    ) -> None:
+        self.operation = operation
+        self.session_key = session_key
+        self.timeout = timeout
+
+    def __enter__(self) -> None:
+        self._bound = pymongo.timeout(self.timeout or timeout_seconds())
+        self._bound.__enter__()
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        error: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        self._bound.__exit__(exc_type, error, traceback)
+        if error is None or not isinstance(error, PyMongoError | InvalidDocument):
+            return  # nothing to translate (a CreateError, a SessionStoreError...)
+        operation, session_key = self.operation, self.session_key
+        if isinstance(error, DocumentTooLarge):
+            raise SessionDataError(
+                operation, "the session is larger than MongoDB's 16 MB document limit"
+            ) from error
+        if isinstance(error, InvalidDocument):
+            raise SessionDataError(operation, redact(str(error), session_key)) from chain_cause(
+                error, session_key
+            )
+        raise translate(operation, error, session_key) from chain_cause(error, session_key)

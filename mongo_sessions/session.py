@@ -5,12 +5,12 @@ from __future__ import annotations
 import logging
 import re
 import threading
+import time
 from collections.abc import Callable
 from datetime import datetime
-from typing import Any, TypeVar
+from typing import Any, ClassVar, TypeVar
 
 import bson
-from django.conf import settings
 from django.contrib.auth import SESSION_KEY as AUTH_USER_ID_KEY
 from django.contrib.sessions.backends.base import (
     VALID_KEY_CHARS,
@@ -22,13 +22,15 @@ from django.core import signing
 from django.utils.crypto import get_random_string
 from pymongo.errors import DuplicateKeyError
 
-from . import devices, signals, touch
+from . import devices, signals, signed, touch
+from . import document as document_format
 from .clock import to_utc, utc_after, utc_now
+from .conf import conf
 from .connection import aget_collection, get_collection
 from .exceptions import SessionDataError, SessionStoreError, chain_cause
 from .indexes import blocking_index_error, is_key_collision
 from .operation import mongo_operation
-from .validation import ttl_seconds
+from .validation import DOCUMENT, SIGNED, session_format, ttl_seconds
 
 suspicious_logger = logging.getLogger("django.security.SuspiciousSession")
 
@@ -40,16 +42,19 @@ SESSION_KEY_PATTERN = re.compile(r"[a-z0-9]{8,64}")
 MAX_CREATE_ATTEMPTS = 10
 # MongoDB's limit on one document, in bytes (BSONObjMaxUserSize).
 MAX_DOCUMENT_SIZE = 16 * 1024 * 1024
-# Below this many characters of data and user id, a document cannot come near
-# the limit (a character is at most 4 bytes in UTF-8, the other fields are small):
-# the exact BSON size is computed only above it.
-_SIZE_CHECK_FROM = (MAX_DOCUMENT_SIZE - 4096) // 4
+# Below this many bytes of data and user id, a document cannot come near the
+# limit (the other fields are small): the exact BSON size is computed only above it.
+_SIZE_CHECK_FROM = MAX_DOCUMENT_SIZE - 4096
 
 _T = TypeVar("_T")
 
 
 class SessionStore(SessionBase):
     """Store sessions in MongoDB, one document per session."""
+
+    #: The format this store writes sessions in, ``"signed"`` or ``"document"``;
+    #: None (the default) follows ``MONGO_SESSIONS_FORMAT``. Loads read both.
+    session_format: ClassVar[str | None] = None
 
     _session_cache: dict[str, Any]
 
@@ -66,17 +71,24 @@ class SessionStore(SessionBase):
     def decode(self, session_data: Any) -> dict[str, Any]:
         """Return the session stored as ``session_data``, or {} if it cannot be trusted.
 
-        Data nested deeper than the serializer can follow from the caller's stack
-        (it was saved from a shallower one) is decoded again on an empty stack,
-        so whether a session loads never depends on where it is loaded from.
+        ``session_data`` is the ``data`` field in either format: a signed string
+        (Django's encoding) or a sub-document (``MONGO_SESSIONS_FORMAT =
+        "document"``), whatever the format sessions are written in now, so that
+        switching formats logs nobody out. Data nested deeper than the
+        serializer can follow from the caller's stack (it was saved from a
+        shallower one) is decoded again on an empty stack, so whether a session
+        loads never depends on where it is loaded from.
         """
         try:
             try:
-                decoded = self._loads(session_data)
+                decoded = self._decoded(session_data)
             except RecursionError:
-                decoded = _on_fresh_stack(self._loads, session_data)
+                decoded = _on_fresh_stack(self._decoded, session_data)
         except signing.BadSignature:
             suspicious_logger.warning("Session data corrupted")
+        except document_format.NotStorable as e:
+            # Written by another program (a date, an ObjectId...): no session of ours.
+            suspicious_logger.warning("Session document holds what no session stores (%s)", e)
         except Exception as e:
             # Truncated, written by another serializer, or not a string at all.
             suspicious_logger.warning("Session data could not be decoded (%s)", type(e).__name__)
@@ -86,8 +98,23 @@ class SessionStore(SessionBase):
             suspicious_logger.warning("Session data is not a mapping")
         return {}
 
-    def _loads(self, session_data: Any) -> Any:
-        return signing.loads(session_data, salt=self.key_salt, serializer=self.serializer)
+    def _decoded(self, session_data: Any) -> Any:
+        if type(session_data) is dict:
+            return document_format.from_document(session_data)
+        return signed.loads(session_data, self.key_salt, self.serializer)
+
+    def encode(self, session_dict: dict[str, Any]) -> str:
+        """Return ``session_dict`` encoded and signed, as Django's database engine stores it.
+
+        The same string as Django's ``SessionBase.encode()`` (see ``signed.py``).
+        """
+        return signed.dumps(session_dict, self.key_salt, self.serializer, int(time.time()))
+
+    def _encode_at(self, data: dict[str, Any], now: datetime) -> str:
+        """Encode ``data`` signed at ``now`` (the operation's one clock read)."""
+        if type(self).encode is not SessionStore.encode:
+            return self.encode(data)  # a subclass's own encoding decides
+        return signed.dumps(data, self.key_salt, self.serializer, int(now.timestamp()))
 
     # Reading.
 
@@ -266,17 +293,20 @@ class SessionStore(SessionBase):
 
     # The document.
 
-    def _fields(self, data: dict[str, Any]) -> dict[str, Any]:
-        """Return the stored fields for ``data``.
+    def _fields(self, data: dict[str, Any], now: datetime) -> dict[str, Any]:
+        """Return the stored fields for ``data``, saved at ``now``.
 
         Raises SessionDataError, before anything is sent, when the data cannot be
         serialized, its expiry cannot be stored, or the document would be over
         MongoDB's 16 MiB limit: the stored version stays as it was.
         """
-        fields: dict[str, Any] = {
-            "data": self._encoded(data),
-            "expire_date": self._expire_date(data),
-        }
+        stored: dict[str, Any] | str
+        if self._write_format() == DOCUMENT:
+            stored, data_bytes = self._document(data)
+        else:
+            stored = self._encoded(data, now)
+            data_bytes = 4 * len(stored)  # 4 bytes per character at most, in UTF-8
+        fields: dict[str, Any] = {"data": stored, "expire_date": self._expire_date(data, now)}
         user_id = data.get(AUTH_USER_ID_KEY)
         if user_id is not None:
             user_id = str(user_id)
@@ -284,20 +314,47 @@ class SessionStore(SessionBase):
             # primary key has one, and the data itself keeps the value anyway.
             if _is_utf8(user_id):
                 fields["user_id"] = user_id
-        fields.update(devices.stored_fields(self))  # when MONGO_SESSIONS_RECORD_DEVICES is on
-        self._check_size(fields)
+        fields.update(devices.stored_fields(self, now))  # when MONGO_SESSIONS_RECORD_DEVICES is on
+        self._check_size(fields, data_bytes)
         return fields
 
-    def _encoded(self, data: dict[str, Any]) -> str:
+    def _write_format(self) -> str:
+        """Return the format to write: ``session_format``, else ``MONGO_SESSIONS_FORMAT``.
+
+        Raises ImproperlyConfigured for a format that is none of the two, or the
+        document format with a serializer other than Django's JSONSerializer.
+        """
+        name = self.session_format or conf.MONGO_SESSIONS_FORMAT
+        if name == SIGNED:
+            return name
+        return session_format(name, self.serializer)
+
+    def _document(self, data: dict[str, Any]) -> tuple[dict[str, Any], int]:
+        """Return ``data`` as a sub-document, and an upper bound of its size in bytes.
+
+        Raises SessionDataError for data the document format does not store.
+        """
+        try:
+            try:
+                return document_format.to_document(data)
+            except RecursionError:
+                # The caller's stack is too deep to walk the data: walk it on an empty one.
+                return _on_fresh_stack(document_format.to_document, data)
+        except document_format.NotStorable as e:
+            raise SessionDataError(
+                "save", f"the session data cannot be stored as a document: {e}"
+            ) from e
+
+    def _encoded(self, data: dict[str, Any], now: datetime) -> str:
         """Serialize and sign ``data``, raising SessionDataError if the serializer cannot."""
         try:
             try:
-                encoded: str = self.encode(data)
+                encoded: str = self._encode_at(data, now)
             except RecursionError:
                 # Deeper than the serializer can follow from this caller's stack:
                 # try on an empty stack, so that whether a session can be stored
                 # depends on its data only, never on where save() is called from.
-                encoded = _on_fresh_stack(self.encode, data)
+                encoded = _on_fresh_stack(self._encode_at, data, now)
         except RecursionError as e:
             raise SessionDataError(
                 "save",
@@ -311,9 +368,13 @@ class SessionStore(SessionBase):
             ) from e
         return encoded
 
-    def _check_size(self, fields: dict[str, Any]) -> None:
-        chars = len(fields["data"]) + len(fields.get("user_id", ""))
-        if chars < _SIZE_CHECK_FROM:
+    def _check_size(self, fields: dict[str, Any], data_bytes: int) -> None:
+        """Raise SessionDataError if the document would be over MongoDB's 16 MiB limit.
+
+        ``data_bytes`` is an upper bound of the data's size: below the limit with
+        room to spare, the exact BSON size is not computed.
+        """
+        if data_bytes + 4 * len(fields.get("user_id", "")) < _SIZE_CHECK_FROM:
             return
         # The whole document as stored (created_at is a date, like expire_date).
         document = {"_id": self._session_key, **fields, "created_at": fields["expire_date"]}
@@ -326,17 +387,20 @@ class SessionStore(SessionBase):
             )
 
     def _new_document(self, session_key: str, data: dict[str, Any]) -> dict[str, Any]:
-        return {"_id": session_key, **self._fields(data), "created_at": utc_now()}
+        now = utc_now()  # one clock read: the expiry counts from the creation
+        return {"_id": session_key, **self._fields(data, now), "created_at": now}
 
     def _update(self, data: dict[str, Any]) -> dict[str, Any]:
-        fields = self._fields(data)
+        fields = self._fields(data, utc_now())
         update: dict[str, Any] = {"$set": fields}
         if "user_id" not in fields:
             update["$unset"] = {"user_id": ""}
         return update
 
-    def _expire_date(self, data: dict[str, Any]) -> datetime:
+    def _expire_date(self, data: dict[str, Any], now: datetime | None = None) -> datetime:
         """Return the instant (aware, UTC) from which the session is dead on the server.
+
+        Ages count from ``now`` (default: the current time).
 
         Django's hooks decide, in this order:
 
@@ -361,14 +425,14 @@ class SessionStore(SessionBase):
             if cls.get_expiry_date is not SessionBase.get_expiry_date:
                 return to_utc(self.get_expiry_date())
             if cls.get_expiry_age is not SessionBase.get_expiry_age:
-                return utc_after(self.get_expiry_age())
+                return utc_after(self.get_expiry_age(), now)
             if not expiry:
-                return utc_after(self._server_lifetime())
+                return utc_after(self._server_lifetime(), now)
             if isinstance(expiry, str):
                 expiry = datetime.fromisoformat(expiry)
             if isinstance(expiry, datetime):
                 return to_utc(expiry)
-            return utc_after(expiry)
+            return utc_after(expiry, now)
         except (TypeError, ValueError) as e:
             raise SessionDataError(
                 "save", f"the session expiry {expiry!r} cannot be stored: {type(e).__name__}: {e}"
@@ -377,7 +441,7 @@ class SessionStore(SessionBase):
     def _server_lifetime(self) -> int:
         """Return the seconds a session without an explicit expiry lives on the server."""
         age = self.get_session_cookie_age()
-        if age == settings.SESSION_COOKIE_AGE:
+        if age == conf.SESSION_COOKIE_AGE:
             return ttl_seconds()
         return int(age)
 

@@ -18,6 +18,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from django.core.exceptions import ImproperlyConfigured
+from django.core.signing import JSONSerializer
+from django.utils.module_loading import import_string
 from pymongo import MongoClient
 from pymongo.database import Database
 from pymongo.uri_parser import parse_uri
@@ -79,6 +81,22 @@ def timeout_seconds() -> float:
     if problem is not None:
         raise ImproperlyConfigured(problem.as_error_text())
     return float(timeout)
+
+
+#: The values of MONGO_SESSIONS_FORMAT.
+SIGNED, DOCUMENT = "signed", "document"
+
+
+def session_format(name: Any, serializer: Any) -> str:
+    """Return the session format ``name``; raise ImproperlyConfigured if it cannot work.
+
+    ``serializer`` is the store's SESSION_SERIALIZER class: the document format
+    stores what Django's JSONSerializer stores, and needs that serializer.
+    """
+    problem = _format_problem(name, serializer)
+    if problem is not None:
+        raise ImproperlyConfigured(problem.as_error_text())
+    return str(name)
 
 
 def ttl_seconds() -> int:
@@ -481,6 +499,37 @@ def _checked_url_problems() -> list[Problem]:
 
 
 # The order in which `check` reports (MONGO_CLIENT's own checks come first, in checks.py).
+def _format_problem(name: Any, serializer: Any) -> Problem | None:
+    if name not in (SIGNED, DOCUMENT):
+        return Problem(
+            id="mongo_sessions.E050",
+            setting="MONGO_SESSIONS_FORMAT",
+            message=f'MONGO_SESSIONS_FORMAT must be "signed" or "document", not {name!r}',
+            hint='"signed" (the default) stores what Django\'s database engine stores; '
+            '"document" stores the session as a sub-document MongoDB can query.',
+        )
+    if name == DOCUMENT and serializer is not JSONSerializer:
+        return Problem(
+            id="mongo_sessions.E051",
+            setting="MONGO_SESSIONS_FORMAT",
+            message='MONGO_SESSIONS_FORMAT = "document" stores what Django\'s JSONSerializer '
+            "stores, and SESSION_SERIALIZER is "
+            f"{getattr(serializer, '__module__', '?')}.{getattr(serializer, '__qualname__', '?')}",
+            hint='Use "django.contrib.sessions.serializers.JSONSerializer" (the default), or '
+            'keep MONGO_SESSIONS_FORMAT = "signed".',
+        )
+    return None
+
+
+def _format_problems() -> list[Problem]:
+    try:
+        serializer = import_string(conf.SESSION_SERIALIZER)
+    except ImportError:
+        return []  # Django itself fails on it first; nothing to say about the format
+    problem = _format_problem(conf.MONGO_SESSIONS_FORMAT, serializer)
+    return [] if problem is None else [problem]
+
+
 _CHECKS: list[Callable[[], list[Problem]]] = [
     _checked_url_problems,
     _checked_host_problems,
@@ -488,4 +537,5 @@ _CHECKS: list[Callable[[], list[Problem]]] = [
     _names_problems,
     _numbers_problems,
     _client_options_problems,
+    _format_problems,
 ]
