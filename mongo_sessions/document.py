@@ -219,10 +219,10 @@ def to_document(data: dict[Any, Any]) -> tuple[dict[str, Any], int]:
 def from_document(stored: dict[str, Any]) -> dict[str, Any]:
     """Return the session that ``stored`` (a ``data`` sub-document, as decoded) holds.
 
-    A new dict: ``stored`` is left as it is. Raises NotStorable when it holds a
-    value the format never writes (a date, an ObjectId... written by another
-    program), so that such a session is treated like one whose signature does
-    not match.
+    A new dict: ``stored`` is left as it is. Raises NotStorable when it holds
+    what the format never writes (a date, an ObjectId, a key such as ``$gt``...
+    written by another program), so that such a session is treated like one
+    whose signature does not match.
     """
     return _restore_mapping(stored)
 
@@ -231,9 +231,19 @@ def _foreign(kind: type) -> NotStorable:
     return NotStorable(f"a {kind.__name__}, which the document format never stores")
 
 
+def _restored_key(key: str) -> str:
+    """Return the session's key for a stored one; raise NotStorable for one never written."""
+    if key[:1] == "%":
+        return _unescaped(key)
+    # The format escapes these: a stored one was written by another program.
+    raise NotStorable("a key that is empty, starts with '$' or holds a '.' or a NUL")
+
+
 def _restore_mapping(stored: dict[str, Any]) -> dict[str, Any]:
     restored: dict[str, Any] = {}
     for key, item in stored.items():
+        if not key or key[0] in "$%" or "." in key or "\x00" in key:
+            key = _restored_key(key)
         kind = type(item)
         if kind is dict:
             item = _restore_mapping(item)
@@ -245,7 +255,7 @@ def _restore_mapping(stored: dict[str, Any]) -> dict[str, Any]:
             kind is str or kind is int or kind is float or kind is bool or kind is _NONE_TYPE
         ):
             raise _foreign(kind)
-        restored[key if key[:1] != "%" else _unescaped(key)] = item
+        restored[key] = item
     return restored
 
 

@@ -16,6 +16,7 @@ from pymongo.collection import Collection
 from pymongo.errors import BulkWriteError
 
 from .clock import to_utc, utc_now
+from .convert import in_format
 from .indexes import SEED_TTL_FIELD, blocking_index_error, is_key_collision, seed_ttl_index
 from .session import SessionStore
 from .validation import ttl_seconds
@@ -36,14 +37,20 @@ class CopyReport:
 def _document(
     session_key: str, data: str, expire_date: datetime, created_at: datetime
 ) -> dict[str, Any]:
+    # Django's engines sign with the salt of a class named SessionStore: so does this one.
+    store = SessionStore()
+    # Django's encoding, which the signed format keeps; in the document format the
+    # session as a sub-document, unless it cannot be one (then kept as it was:
+    # loads read both formats).
+    converted = in_format(store, data, store._write_format())
     document: dict[str, Any] = {
         "_id": session_key,
-        "data": data,
+        "data": data if converted is None else converted,
         "expire_date": expire_date,
         "created_at": created_at,
     }
     # The user index serves revoke_user_sessions(): fill it for copied sessions too.
-    user_id = SessionStore().decode(data).get(AUTH_USER_ID_KEY)
+    user_id = store.decode(data).get(AUTH_USER_ID_KEY)
     if user_id is not None:
         document["user_id"] = str(user_id)
     return document

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextvars
 import logging
 import re
 import threading
@@ -11,6 +12,7 @@ from datetime import datetime
 from typing import Any, ClassVar, TypeVar
 
 import bson
+from bson.errors import InvalidBSON
 from django.contrib.auth import SESSION_KEY as AUTH_USER_ID_KEY
 from django.contrib.sessions.backends.base import (
     VALID_KEY_CHARS,
@@ -124,7 +126,7 @@ class SessionStore(SessionBase):
             return {}
         with mongo_operation("load", session_key):
             collection = get_collection()
-            document = collection.find_one(_live(session_key), projection=_DATA_ONLY)
+            document = _deep_safe(collection.find_one, _live(session_key), projection=_DATA_ONLY)
         return self._loaded(document)
 
     async def aload(self) -> dict[str, Any]:
@@ -193,7 +195,7 @@ class SessionStore(SessionBase):
             with mongo_operation("create", session_key):
                 collection = get_collection()
                 try:
-                    collection.insert_one(document)
+                    _deep_safe(collection.insert_one, document)
                 except DuplicateKeyError as e:
                     if not is_key_collision(e):
                         raise blocking_index_error("create", e) from chain_cause(e, session_key)
@@ -206,7 +208,7 @@ class SessionStore(SessionBase):
             with mongo_operation("save", session_key):
                 collection = get_collection()
                 try:
-                    result = collection.update_one({"_id": session_key}, update)
+                    result = _deep_safe(collection.update_one, {"_id": session_key}, update)
                 except DuplicateKeyError as e:
                     raise blocking_index_error("save", e) from chain_cause(e, session_key)
             if result.matched_count == 0:
@@ -342,7 +344,7 @@ class SessionStore(SessionBase):
                 return _on_fresh_stack(document_format.to_document, data)
         except document_format.NotStorable as e:
             raise SessionDataError(
-                "save", f"the session data cannot be stored as a document: {e}"
+                "save", f"the session data cannot be serialized as a document: {e}"
             ) from e
 
     def _encoded(self, data: dict[str, Any], now: datetime) -> str:
@@ -454,13 +456,18 @@ def _is_utf8(text: str) -> bool:
     return True
 
 
-def _on_fresh_stack(function: Callable[..., _T], *args: Any) -> _T:
-    """Run ``function(*args)`` in a new thread, whose stack starts empty; wait for it."""
+def _on_fresh_stack(function: Callable[..., _T], *args: Any, **kwargs: Any) -> _T:
+    """Run ``function(*args, **kwargs)`` in a new thread, whose stack starts empty; wait for it.
+
+    The thread runs in a copy of the caller's context, so the time bound of the
+    enclosing mongo_operation() (pymongo.timeout's context variables) holds there too.
+    """
     outcome: dict[str, Any] = {}
+    context = contextvars.copy_context()
 
     def run() -> None:
         try:
-            outcome["value"] = function(*args)
+            outcome["value"] = context.run(function, *args, **kwargs)
         except BaseException as e:
             outcome["error"] = e
 
@@ -471,6 +478,25 @@ def _on_fresh_stack(function: Callable[..., _T], *args: Any) -> _T:
         raise outcome["error"]
     value: _T = outcome["value"]
     return value
+
+
+def _deep_safe(call: Callable[..., _T], *args: Any, **kwargs: Any) -> _T:
+    """Make a driver call; on a RecursionError, make it again on an empty stack.
+
+    pymongo encodes and decodes nested documents recursively: a session in the
+    document format nested a few dozen levels deep, saved or loaded from a
+    caller's stack already near Python's recursion limit, fails in the driver.
+    Encoding comes before anything is sent, and a load is a read, so making the
+    call again changes nothing on the server.
+    """
+    try:
+        return call(*args, **kwargs)
+    except RecursionError:
+        return _on_fresh_stack(call, *args, **kwargs)
+    except InvalidBSON as e:
+        if "recursion" not in str(e):  # pymongo's decoder reports its RecursionError so
+            raise
+        return _on_fresh_stack(call, *args, **kwargs)
 
 
 # expire_date too: the touch rule (MONGO_SESSIONS_TOUCH_AFTER) compares with it.

@@ -1,4 +1,4 @@
-"""The session contract of Django's own backends, in sync and async form."""
+"""The session contract of Django's own backends, in sync and async form, in each format."""
 
 from __future__ import annotations
 
@@ -14,6 +14,13 @@ from pymongo.asynchronous.collection import AsyncCollection
 from mongo_sessions import connection
 from mongo_sessions.session import SessionStore
 from tests.support import requires_async_api
+
+
+@pytest.fixture(autouse=True, params=["signed", "document"])
+def session_format(request: pytest.FixtureRequest, settings: Any) -> str:
+    """Every test of the contract runs with each MONGO_SESSIONS_FORMAT."""
+    settings.MONGO_SESSIONS_FORMAT = request.param
+    return str(request.param)
 
 
 def stored(collection: Any, key: str | None) -> dict[str, Any] | None:
@@ -187,13 +194,18 @@ def test_clear_expired_and_clearsessions(sessions_collection: Any, settings: Any
     assert sessions_collection.count_documents({}) == 1
 
 
-def test_data_is_signed_with_djangos_session_salt(sessions_collection: Any) -> None:
+def test_data_is_stored_in_the_configured_format(
+    sessions_collection: Any, session_format: str
+) -> None:
     session = SessionStore()
     session["a"] = 1
     session.save()
     data = stored(sessions_collection, session.session_key)["data"]
-    loaded = signing.loads(data, salt="django.contrib.sessions.SessionStore")
-    assert loaded == {"a": 1}
+    if session_format == "signed":
+        # Signed with the salt of Django's database engine: its sessions are ours.
+        assert signing.loads(data, salt="django.contrib.sessions.SessionStore") == {"a": 1}
+    else:
+        assert data == {"a": 1}  # a sub-document, as mongosh shows it
 
 
 # Async twins.

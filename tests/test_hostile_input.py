@@ -26,6 +26,7 @@ from typing import Any
 
 import pymongo
 import pytest
+from bson import ObjectId
 from django.core import signing
 
 from mongo_sessions.exceptions import SessionDataError
@@ -71,6 +72,13 @@ def counter(command_counter: CommandCounter) -> CommandCounter:
     return command_counter
 
 
+@pytest.fixture(params=["signed", "document"])
+def each_format(request: pytest.FixtureRequest, settings: Any) -> str:
+    """The test runs with each MONGO_SESSIONS_FORMAT."""
+    settings.MONGO_SESSIONS_FORMAT = request.param
+    return str(request.param)
+
+
 @pytest.fixture
 def security_logs(caplog: pytest.LogCaptureFixture) -> pytest.LogCaptureFixture:
     for name in ("mongo_sessions", "django"):
@@ -95,6 +103,7 @@ def victim() -> SessionStore:
 )  # fmt: skip
 def test_hostile_key_is_no_session_and_never_reaches_mongodb(
     value: Any,
+    each_format: str,
     counter: CommandCounter,
     sessions_collection: Any,
     security_logs: pytest.LogCaptureFixture,
@@ -126,7 +135,9 @@ def test_hostile_key_is_no_session_and_never_reaches_mongodb(
                 assert text not in security_logs.text
 
 
-def test_operator_shaped_key_does_not_match_any_document(sessions_collection: Any) -> None:
+def test_operator_shaped_key_does_not_match_any_document(
+    each_format: str, sessions_collection: Any
+) -> None:
     """Were the dict used as the _id filter it would match every session (and delete them)."""
     target = victim()
     assert sessions_collection.count_documents({"_id": {"$gt": ""}}) == 1  # the danger
@@ -163,20 +174,32 @@ TAMPERED_DATA: dict[str, Any] = {
     "signed but not a mapping": lambda good: _signed(["not", "a", "dict"]),
     "not a string": lambda good: 12345,
     "an operator document": lambda good: {"$gt": ""},
+    # What the document format never writes: another program's (or a person's).
+    "a sub-document with an operator inside": lambda good: {"cart": {"$ne": 1}},
+    "a sub-document holding a date": lambda good: {
+        "_auth_user_id": "1",
+        "when": datetime.datetime(2026, 1, 1, tzinfo=datetime.timezone.utc),
+    },
+    "a sub-document holding an ObjectId": lambda good: {"_auth_user_id": ObjectId()},
+    "a list": lambda good: ["_auth_user_id", "1"],
     "missing": None,
 }
 
 
 @pytest.mark.parametrize("kind", list(TAMPERED_DATA))
 def test_tampered_stored_data_loads_empty_and_is_reported(
-    kind: str, sessions_collection: Any, security_logs: pytest.LogCaptureFixture
+    kind: str,
+    each_format: str,
+    sessions_collection: Any,
+    security_logs: pytest.LogCaptureFixture,
 ) -> None:
     store = SessionStore()
     store.update({"_auth_user_id": "1", "cart": {"apple": 2}})
     store.save()
     key = store.session_key
     assert key is not None
-    good = sessions_collection.find_one({"_id": key})["data"]
+    # Loads read both formats whatever the one written: tampering with either fails.
+    good = _signed({"_auth_user_id": "1", "cart": {"apple": 2}})
     make = TAMPERED_DATA[kind]
     if make is None:
         sessions_collection.update_one({"_id": key}, {"$unset": {"data": ""}})
@@ -205,7 +228,7 @@ UNENCODABLE: dict[str, Any] = {
 
 @pytest.mark.parametrize("kind", list(UNENCODABLE))
 def test_unencodable_value_raises_at_save_and_keeps_the_stored_version(
-    kind: str, sessions_collection: Any
+    kind: str, each_format: str, sessions_collection: Any
 ) -> None:
     store = SessionStore()
     store["cart"] = {"apple": 1}
@@ -227,7 +250,7 @@ def test_unencodable_value_raises_at_save_and_keeps_the_stored_version(
 
 
 def test_session_over_16_mb_raises_at_save_and_keeps_the_stored_version(
-    sessions_collection: Any,
+    each_format: str, sessions_collection: Any
 ) -> None:
     store = SessionStore()
     store["cart"] = {"coffee": 1}

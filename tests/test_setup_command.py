@@ -85,8 +85,25 @@ def test_auto_index_on_creates_them_once_per_process(
     assert "expire_date_1" in index_specs(sessions_collection)
 
 
+@pytest.fixture(params=["signed", "document"])
+def each_format(request: pytest.FixtureRequest, settings: Any) -> str:
+    """The test runs with each MONGO_SESSIONS_FORMAT."""
+    settings.MONGO_SESSIONS_FORMAT = request.param
+    return str(request.param)
+
+
+def assert_stored_in(format_name: str, stored: Any, session: dict[str, Any]) -> None:
+    """``stored`` (a data field) is ``session`` in the format ``format_name``."""
+    if format_name == "document":
+        assert stored == session
+    else:
+        assert isinstance(stored, str) and SessionStore().decode(stored) == session
+
+
 @pytest.mark.django_db
-def test_import_db_copies_live_sessions_and_logs_nobody_out(sessions_collection: Any) -> None:
+def test_import_db_copies_live_sessions_and_logs_nobody_out(
+    each_format: str, sessions_collection: Any
+) -> None:
     live = DbSessionStore()
     live.update({"_auth_user_id": "5", "cart": ["apple"]})
     live.save()
@@ -98,12 +115,16 @@ def test_import_db_copies_live_sessions_and_logs_nobody_out(sessions_collection:
     assert "1 expired or invalid skipped" in output
     # The same cookie now works with the MongoDB engine, and the user index knows it.
     assert SessionStore(live.session_key)["cart"] == ["apple"]
-    assert sessions_collection.find_one({"_id": live.session_key})["user_id"] == "5"
+    document = sessions_collection.find_one({"_id": live.session_key})
+    assert document["user_id"] == "5"
+    assert_stored_in(each_format, document["data"], {"_auth_user_id": "5", "cart": ["apple"]})
     assert "0 session(s)" in setup("--import-db")  # re-running copies nothing twice
     assert "1 already present" in setup("--import-db")
 
 
-def test_migrate_seed_converts_old_documents(sessions_collection: Any, settings: Any) -> None:
+def test_migrate_seed_converts_old_documents(
+    each_format: str, sessions_collection: Any, settings: Any
+) -> None:
     settings.MONGO_SESSIONS_TTL = 3600
     encoded = SessionStore().encode({"_auth_user_id": "9", "theme": "dark"})
     created = datetime.now(timezone.utc) - timedelta(minutes=10)
@@ -124,6 +145,7 @@ def test_migrate_seed_converts_old_documents(sessions_collection: Any, settings:
     assert SessionStore("s" * 32)["theme"] == "dark"
     document = sessions_collection.find_one({"_id": "s" * 32})
     assert document["user_id"] == "9"
+    assert_stored_in(each_format, document["data"], {"_auth_user_id": "9", "theme": "dark"})
     assert abs(document["expire_date"] - (created + timedelta(hours=1))) < timedelta(seconds=1)
     assert sessions_collection.count_documents({"session_key": {"$exists": True}}) == 0
     assert "creation_date_1" not in index_specs(sessions_collection)

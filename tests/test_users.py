@@ -1,4 +1,4 @@
-"""Sessions per user: listing them and logging a user out everywhere."""
+"""Sessions per user: listing them and logging a user out everywhere, in each format."""
 
 from __future__ import annotations
 
@@ -18,6 +18,13 @@ from mongo_sessions.session import SessionStore
 from tests.support import requires_async_api
 
 pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture(autouse=True, params=["signed", "document"])
+def session_format(request: pytest.FixtureRequest, settings: Any) -> str:
+    """The per-user functions work the same whichever format the sessions are in."""
+    settings.MONGO_SESSIONS_FORMAT = request.param
+    return str(request.param)
 
 
 def logged_in_session(user: Any, **data: Any) -> SessionStore:
