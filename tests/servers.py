@@ -28,10 +28,9 @@ from demo.harness import (
     ChildProcess,
     demo_server,
     free_port,
-    gunicorn_server,
     mongo_server,
-    uvicorn_server,
     wait_for_ping,
+    web_server,
 )
 
 __all__ = [
@@ -173,8 +172,8 @@ def with_database(url: str, database: str) -> str:
 @contextlib.contextmanager
 def gunicorn_site(env: Mapping[str, str], log: Path, workers: int = 1) -> Iterator[str]:
     """Run ``gunicorn demo.wsgi`` on a free loopback port; yield its base URL."""
-    site = gunicorn_server(
-        "demo.wsgi", log_path=log, env=env, workers=workers, args=["--timeout", "30"]
+    site = web_server(
+        "gunicorn", "demo.wsgi", log_path=log, env=env, workers=workers, args=["--timeout", "30"]
     )
     with site:
         yield site.url
@@ -202,7 +201,8 @@ def asgi_test_site(env: Mapping[str, str], log: Path) -> ChildProcess:
 
     Ready when its ``/_counts/`` view (the command counts, no session) answers.
     """
-    return uvicorn_server(
+    return web_server(
+        "uvicorn",
         "tests.asgi_site.asgi:application",
         log_path=log,
         env=env,
