@@ -82,7 +82,15 @@ def given_client(auth_port: int) -> Iterator[pymongo.MongoClient[dict[str, Any]]
     client.close()
 
 
-def configure(style: str, settings: Any, port: int, client: Any) -> None:
+STYLES = ["url", "host", "client options", "client object", "client path", "srv url"]
+
+
+@pytest.fixture(params=STYLES)
+def configured(
+    request: pytest.FixtureRequest, settings: Any, auth_port: int, given_client: Any
+) -> None:
+    """Configure one connection style (each test runs with every one), the password in it."""
+    style, port, client = request.param, auth_port, given_client
     settings.MONGO_SESSIONS_URL = None
     settings.MONGO_SESSIONS_COLLECTION = f"sessions_{uuid.uuid4().hex[:8]}"
     settings.MONGO_SESSIONS_TIMEOUT = 2
@@ -113,9 +121,6 @@ def configure(style: str, settings: Any, port: int, client: Any) -> None:
         )
 
 
-STYLES = ["url", "host", "client options", "client object", "client path", "srv url"]
-
-
 @pytest.fixture(autouse=True)
 def fresh_reporter_filter() -> Iterator[None]:
     # Django caches the filter instance for the process and no setting_changed
@@ -143,23 +148,17 @@ def leaks(page: str) -> list[str]:
     return [form for form in forms if form in page]
 
 
-@pytest.mark.parametrize("style", STYLES)
-def test_no_password_on_the_debug_page(
-    settings: Any, auth_port: int, given_client: Any, style: str
-) -> None:
-    configure(style, settings, auth_port, given_client)
+def test_no_password_on_the_debug_page(settings: Any, configured: None) -> None:
     settings.DEFAULT_EXCEPTION_REPORTER_FILTER = FILTER
     page = error_page(settings)
     assert leaks(page) == []
     assert "********" in page  # what was there is shown redacted
 
 
-@pytest.mark.parametrize("style", STYLES)
 def test_without_the_filter_the_password_is_shown_and_check_warns(
-    settings: Any, auth_port: int, given_client: Any, style: str
+    settings: Any, configured: None
 ) -> None:
     """What the filter is for: Django's own filter leaves the password on the page."""
-    configure(style, settings, auth_port, given_client)
     settings.DEBUG = True
     assert "mongo_sessions.W002" in [m.id for m in check_settings()]
     assert leaks(error_page(settings))
