@@ -22,13 +22,8 @@ from django.test import Client
 from django.urls import path
 from django.views.debug import get_default_exception_reporter_filter
 
-from mongo_sessions import connection
 from mongo_sessions.checks import check_settings
-from tests.servers import (
-    provision_user,
-    test_mongo_server,
-    wait_for_ping,
-)
+from tests.servers import auth_mongo_server
 
 FILTER = "mongo_sessions.debug.SafeExceptionReporterFilter"
 DATABASE = "appdb"
@@ -50,16 +45,8 @@ urlpatterns = [path("touch/", touch_session)]
 @pytest.fixture(scope="module")
 def auth_port(tmp_path_factory: pytest.TempPathFactory) -> Iterator[int]:
     storage = tmp_path_factory.mktemp("error-page") / "data"
-    provision_user(storage, DATABASE, USER, PASSWORD)
-    with test_mongo_server(storage, auth=True) as server:
-        try:
-            wait_for_ping(
-                f"mongodb://{quote_plus(USER)}:{quote_plus(PASSWORD)}@127.0.0.1:{server.port}/"
-                f"{DATABASE}?authSource={DATABASE}"
-            )
-            yield server.port
-        finally:
-            connection.reset()
+    with auth_mongo_server(storage, DATABASE, USER, PASSWORD) as server:
+        yield server.port
 
 
 def url_with(port: int, password: str = CONFIGURED) -> str:
