@@ -56,10 +56,8 @@ def names_problems(url_database: str | None) -> list[Problem]:
 
 def invalid_db_name(name: Any) -> str | None:
     """Return why ``name`` is not a valid MongoDB database name, or None if it is."""
-    if not isinstance(name, str):
-        return f"it is a {type(name).__name__}, not a string"
-    if not name:
-        return "it is empty"
+    if not isinstance(name, str) or not name:
+        return _no_name(name)
     if len(name.encode()) > MAX_DB_NAME_BYTES:
         return f"it is over {MAX_DB_NAME_BYTES} bytes"
     bad = sorted(INVALID_DB_NAME_CHARS & set(name))
@@ -69,10 +67,8 @@ def invalid_db_name(name: Any) -> str | None:
 
 
 def _invalid_collection_name(name: Any) -> str | None:
-    if not isinstance(name, str):
-        return f"it is a {type(name).__name__}, not a string"
-    if not name:
-        return "it is empty"
+    if not isinstance(name, str) or not name:
+        return _no_name(name)
     if "$" in name or "\x00" in name:
         return "it contains '$' or NUL"
     if name.startswith("system."):
@@ -80,3 +76,12 @@ def _invalid_collection_name(name: Any) -> str | None:
     if name.startswith(".") or name.endswith(".") or ".." in name:
         return "it has an empty part (a leading, trailing or double '.')"
     return None
+
+
+def _no_name(name: Any) -> str:
+    """Say why ``name``, not a string or an empty one, is no name at all."""
+    return (
+        f"it is a {type(name).__name__}, not a string"
+        if not isinstance(name, str)
+        else "it is empty"
+    )
