@@ -68,5 +68,21 @@ def command_counter(settings: Any) -> CommandCounter:
     return counter
 
 
+@pytest.fixture
+def alice() -> Any:
+    """A saved user, alice (password "pw")."""
+    from django.contrib.auth.models import User
+
+    return User.objects.create_user("alice", password="pw")
+
+
+@pytest.fixture
+def bob() -> Any:
+    """A saved user, bob (password "pw")."""
+    from django.contrib.auth.models import User
+
+    return User.objects.create_user("bob", password="pw")
+
+
 def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line("markers", "no_mongo: the test needs no MongoDB server")

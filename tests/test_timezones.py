@@ -213,12 +213,17 @@ def test_expiry_agrees_with_the_database_engine(
             assert alive(SessionStore, mongo.session_key)
 
 
-def test_the_activated_zone_never_shifts_the_expiry(
-    settings: Any, sessions_collection: Any
-) -> None:
-    """The issue's case: USE_TZ False, New York, a user in Tokyo, set_expiry(2 hours)."""
+@pytest.fixture
+def naive_new_york(settings: Any) -> None:
+    """The issue's case: USE_TZ = False and TIME_ZONE New York (the tests activate Tokyo)."""
     settings.USE_TZ = False
     settings.TIME_ZONE = "America/New_York"
+
+
+def test_the_activated_zone_never_shifts_the_expiry(
+    naive_new_york: None, sessions_collection: Any
+) -> None:
+    """The issue's case: USE_TZ False, New York, a user in Tokyo, set_expiry(2 hours)."""
     with timezone.override("Asia/Tokyo"):
         outcome = through_middleware(SessionStore, lambda: TWO_HOURS)
         assert outcome.session_key and outcome.max_age is not None
@@ -333,10 +338,8 @@ def test_settings_configure_without_tzset(
 
 
 def test_import_db_reads_naive_expiry_dates_as_django_wrote_them(
-    settings: Any, sessions_collection: Any
+    naive_new_york: None, sessions_collection: Any
 ) -> None:
-    settings.USE_TZ = False
-    settings.TIME_ZONE = "America/New_York"
     with timezone.override("Asia/Tokyo"):
         db = DbSessionStore()
         db["visits"] = 1
@@ -352,11 +355,9 @@ def test_import_db_reads_naive_expiry_dates_as_django_wrote_them(
 
 
 def test_migrate_seed_reads_naive_creation_dates_as_0x_wrote_them(
-    settings: Any, sessions_collection: Any
+    settings: Any, naive_new_york: None, sessions_collection: Any
 ) -> None:
     """0.x stored timezone.now(): without USE_TZ a naive local time, kept by BSON as if UTC."""
-    settings.USE_TZ = False
-    settings.TIME_ZONE = "America/New_York"
     settings.MONGO_SESSIONS_TTL = 3600
     created = timezone.now() - timedelta(minutes=10)  # naive, New York wall clock
     sessions_collection.insert_one(
