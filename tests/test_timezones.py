@@ -62,6 +62,18 @@ def naive_in(delta: timedelta) -> datetime:
     return now + delta
 
 
+@pytest.fixture(autouse=True)
+def no_ttl_index(settings: Any) -> None:
+    """Keep MongoDB's TTL monitor away from these tests' collections.
+
+    Several forms store a session that is already expired, and the tests read its
+    document back to compare its expire_date: the test server's monitor (every
+    second) could delete it first. Whether a session is alive never depends on
+    the TTL index (loads match ``expire_date > now`` only), so no index is built.
+    """
+    settings.MONGO_SESSIONS_AUTO_INDEX = False
+
+
 def aware_in(delta: timedelta) -> datetime:
     # +05:45: unlike every zone above, so that no offset can be right by chance.
     return datetime.now(ZoneInfo("Asia/Kathmandu")) + delta
@@ -255,6 +267,7 @@ CONFIGURED_SCRIPT = textwrap.dedent(
         SESSION_ENGINE="mongo_sessions.session",
         MONGO_SESSIONS_URL=sys.argv[2],
         MONGO_SESSIONS_COLLECTION=sys.argv[3],
+        MONGO_SESSIONS_AUTO_INDEX=False,  # no TTL monitor on sessions born expired
     )
     django.setup()
 
