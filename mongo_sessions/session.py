@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import re
+import secrets
+from collections.abc import Iterator
 from datetime import datetime, timedelta, timezone
 from typing import Any
 
@@ -17,14 +20,18 @@ from django.contrib.sessions.backends.base import (
 from django.core import signing
 from django.utils import timezone as django_timezone
 from django.utils.crypto import get_random_string
+from pymongo import ReadPreference
 from pymongo.errors import DuplicateKeyError
 
+from . import batches
 from .clock import utc_now
 from .conf import conf
 from .connection import aget_collection, get_collection
-from .exceptions import SessionDataError, SessionStoreError
+from .exceptions import SessionDataError, SessionStoreError, SessionStoreUnavailable
 from .operation import mongo_operation
+from .redaction import SessionKey
 
+logger = logging.getLogger("mongo_sessions")
 suspicious_logger = logging.getLogger("django.security.SuspiciousSession")
 
 # Keys are made of Django's key alphabet only, so a cookie value can never be
@@ -33,12 +40,42 @@ SESSION_KEY_PATTERN = re.compile(r"[a-z0-9]{8,64}")
 # A random 32-character key colliding is not expected in the lifetime of the
 # universe; a loop that keeps failing means something else is wrong.
 MAX_CREATE_ATTEMPTS = 10
+# How long the document made by cycle_key() lives until the session is saved
+# under its new key: if that save fails, the new key never reaches the browser
+# and its document must not outlive the request by long.
+PROVISIONAL_LIFETIME = timedelta(minutes=10)
+
+# A random value each insert writes, so that a create whose reply was lost and
+# whose retry ran into its own document recognises it (see _insert).
+CREATE_ID_FIELD = "create_id"
+# On a document made by cycle_key(), until the key change is complete: the keys
+# of the documents it replaces, deleted once it is saved.
+REPLACES_FIELD = "replaces"
 
 
 class SessionStore(SessionBase):
     """Store sessions in MongoDB, one document per session."""
 
     _session_cache: dict[str, Any]
+
+    def __init__(self, session_key: str | None = None) -> None:
+        super().__init__(session_key)
+        # The first error by which MongoDB did not answer this store. From then
+        # on the store raises at once instead of waiting again: Django makes one
+        # store per request, and the auth middleware, the session middleware and
+        # the debug page each touch it after a failure.
+        self._no_answer: SessionStoreError | None = None
+        # After cycle_key(), until the session is saved under its new key: the
+        # keys it replaces (kept, so a failed save leaves the old session usable).
+        self._replaced_keys: list[str] | None = None
+        # Set by cycle_key() for its create(): the keys the new document replaces.
+        self._creating_replacement: list[str] | None = None
+
+    def _set_session_key(self, value: str | None) -> None:
+        # Kept as a SessionKey: a traceback's variables show its hash, not the key.
+        super()._set_session_key(SessionKey(value) if isinstance(value, str) else value)
+
+    _session_key = property(SessionBase._get_session_key, _set_session_key)
 
     def _validate_session_key(self, key: Any) -> bool:
         return isinstance(key, str) and SESSION_KEY_PATTERN.fullmatch(key) is not None
@@ -49,6 +86,20 @@ class SessionStore(SessionBase):
 
     async def _aget_new_session_key(self) -> str:
         return self._get_new_session_key()
+
+    if not hasattr(SessionBase, "_aget_session"):  # Django < 5.1: no async session API
+
+        async def _aget_session(self, no_load: bool = False) -> dict[str, Any]:
+            """Return the session cache, loading it first, as Django 5.1's own does."""
+            self.accessed = True
+            try:
+                return self._session_cache
+            except AttributeError:
+                if self.session_key is None or no_load:
+                    self._session_cache = {}
+                else:
+                    self._session_cache = await self.aload()
+            return self._session_cache
 
     def decode(self, session_data: Any) -> dict[str, Any]:
         try:
@@ -64,25 +115,49 @@ class SessionStore(SessionBase):
             suspicious_logger.warning("Session data is not a mapping")
         return {}
 
+    @contextlib.contextmanager
+    def _operation(self, operation: str, session_key: str | None) -> Iterator[None]:
+        """Run MongoDB calls under mongo_operation(); fail at once if MongoDB stopped answering."""
+        first = self._no_answer
+        if first is not None:
+            raise SessionStoreUnavailable(
+                operation,
+                f"not sent: MongoDB did not answer this session's {first.operation} "
+                f"a moment ago ({first.detail})",
+            ) from first
+        try:
+            with mongo_operation(operation, session_key):
+                yield
+        except SessionStoreError as e:
+            if e.no_answer:
+                self._no_answer = e
+            raise
+
     # Reading.
 
     def load(self) -> dict[str, Any]:
         session_key = self.session_key
         if session_key is None:
             return {}
-        with mongo_operation("load", session_key):
+        with self._operation("load", session_key):
             collection = get_collection()
-            document = collection.find_one(_live(session_key), projection=_DATA_ONLY)
-        return self._loaded(document)
+            document = collection.find_one(_live(session_key), projection=_LOADED_FIELDS)
+        data = self._loaded(document)
+        if document is not None and document.get(REPLACES_FIELD):
+            self._complete_key_change(session_key, document[REPLACES_FIELD], data, True)
+        return data
 
     async def aload(self) -> dict[str, Any]:
         session_key = self.session_key
         if session_key is None:
             return {}
-        with mongo_operation("load", session_key):
+        with self._operation("load", session_key):
             collection = await aget_collection()
-            document = await collection.find_one(_live(session_key), projection=_DATA_ONLY)
-        return self._loaded(document)
+            document = await collection.find_one(_live(session_key), projection=_LOADED_FIELDS)
+        data = self._loaded(document)
+        if document is not None and document.get(REPLACES_FIELD):
+            await self._acomplete_key_change(session_key, document[REPLACES_FIELD], data, True)
+        return data
 
     def _loaded(self, document: dict[str, Any] | None) -> dict[str, Any]:
         if document is None:
@@ -94,130 +169,265 @@ class SessionStore(SessionBase):
     def exists(self, session_key: str) -> bool:
         if not self._validate_session_key(session_key):
             return False
-        with mongo_operation("exists", session_key):
+        if session_key in (self._replaced_keys or ()):
+            # Replaced by this session's cycle_key(): kept only until the save.
+            return False
+        session_key = SessionKey(session_key)
+        with self._operation("exists", session_key):
             collection = get_collection()
             return collection.find_one(_live(session_key), projection=_ID_ONLY) is not None
 
     async def aexists(self, session_key: str) -> bool:
         if not self._validate_session_key(session_key):
             return False
-        with mongo_operation("exists", session_key):
+        if session_key in (self._replaced_keys or ()):
+            return False
+        session_key = SessionKey(session_key)
+        with self._operation("exists", session_key):
             collection = await aget_collection()
             return await collection.find_one(_live(session_key), projection=_ID_ONLY) is not None
 
     # Writing.
 
     def create(self) -> None:
+        previous = self._session_key
         for _ in range(MAX_CREATE_ATTEMPTS):
             self._session_key = self._get_new_session_key()
             try:
                 self.save(must_create=True)
             except CreateError:
                 continue
+            except BaseException:
+                # Nothing was stored under the new key: keep the one the store had.
+                self._session_key = previous
+                raise
             self.modified = True
             return
+        self._session_key = previous
         raise SessionStoreError("create", f"no unique key after {MAX_CREATE_ATTEMPTS} attempts")
 
     async def acreate(self) -> None:
+        previous = self._session_key
         for _ in range(MAX_CREATE_ATTEMPTS):
             self._session_key = await self._aget_new_session_key()
             try:
                 await self.asave(must_create=True)
             except CreateError:
                 continue
+            except BaseException:
+                self._session_key = previous
+                raise
             self.modified = True
             return
+        self._session_key = previous
         raise SessionStoreError("create", f"no unique key after {MAX_CREATE_ATTEMPTS} attempts")
+
+    def cycle_key(self) -> None:
+        """Give the session a new key, keeping its data (Django's contract).
+
+        The old document is deleted once the session is saved under the new key,
+        not before: if that save fails, the old key still holds the session as
+        it was. The new document lives PROVISIONAL_LIFETIME until then.
+        """
+        data = self._get_session()  # type: ignore[attr-defined]
+        replaced = self._keys_replaced_by_next_key()
+        self._creating_replacement = replaced
+        try:
+            self.create()
+        finally:
+            self._creating_replacement = None
+        self._replaced_keys = replaced
+        self._session_cache = data
+
+    async def acycle_key(self) -> None:
+        """Give the session a new key, keeping its data, from async code (see cycle_key)."""
+        data = await self._aget_session()
+        replaced = self._keys_replaced_by_next_key()
+        self._creating_replacement = replaced
+        try:
+            await self.acreate()
+        finally:
+            self._creating_replacement = None
+        self._replaced_keys = replaced
+        self._session_cache = data
+
+    def _keys_replaced_by_next_key(self) -> list[str]:
+        """Return the stored keys a new key replaces: the current one and those it replaces.
+
+        A second cycle_key() before the save replaces the first one's document too.
+        """
+        replaced = list(self._replaced_keys or ())
+        if self.session_key is not None:
+            replaced.append(self.session_key)
+        return replaced
 
     def save(self, must_create: bool = False) -> None:
         if self.session_key is None:
             return self.create()
-        session_key: str = self.session_key
         data = self._get_session(no_load=must_create)  # type: ignore[attr-defined]
+        session_key = self.session_key
+        if session_key is None:
+            # The load found it expired or deleted: never bring the key back.
+            raise UpdateError
         if must_create:
             document = self._new_document(session_key, data)
-            with mongo_operation("create", session_key):
+            with self._operation("create", session_key):
                 collection = get_collection()
                 try:
                     collection.insert_one(document)
                 except DuplicateKeyError as e:
-                    raise CreateError from e
-        else:
-            update = self._update(data)
-            with mongo_operation("save", session_key):
-                collection = get_collection()
-                result = collection.update_one({"_id": session_key}, update)
-            if result.matched_count == 0:
-                # Deleted by another request (a logout): never bring it back.
-                raise UpdateError
+                    if not _is_own_document(collection.with_options(**_PRIMARY), document):
+                        raise CreateError from e
+            return None
+        replaced = self._replaced_keys
+        update = self._update(data, provisional=replaced is not None)
+        with self._operation("save", session_key):
+            collection = get_collection()
+            result = collection.update_one(_live(session_key), update)
+        if result.matched_count == 0:
+            # Deleted by another request (a logout), or expired: never bring it back.
+            raise UpdateError
+        if replaced is not None:
+            self._replaced_keys = None
+            self._complete_key_change(session_key, replaced, data, False)
         return None
 
     async def asave(self, must_create: bool = False) -> None:
         if self.session_key is None:
             return await self.acreate()
-        session_key: str = self.session_key
-        data = await self._asession_for_save(no_load=must_create)
+        data = await self._aget_session(no_load=must_create)
+        session_key = self.session_key
+        if session_key is None:
+            raise UpdateError
         if must_create:
             document = self._new_document(session_key, data)
-            with mongo_operation("create", session_key):
+            with self._operation("create", session_key):
                 collection = await aget_collection()
                 try:
                     await collection.insert_one(document)
                 except DuplicateKeyError as e:
-                    raise CreateError from e
-        else:
-            update = self._update(data)
-            with mongo_operation("save", session_key):
-                collection = await aget_collection()
-                result = await collection.update_one({"_id": session_key}, update)
-            if result.matched_count == 0:
-                raise UpdateError
+                    own = await _ais_own_document(collection.with_options(**_PRIMARY), document)
+                    if not own:
+                        raise CreateError from e
+            return None
+        replaced = self._replaced_keys
+        update = self._update(data, provisional=replaced is not None)
+        with self._operation("save", session_key):
+            collection = await aget_collection()
+            result = await collection.update_one(_live(session_key), update)
+        if result.matched_count == 0:
+            raise UpdateError
+        if replaced is not None:
+            self._replaced_keys = None
+            await self._acomplete_key_change(session_key, replaced, data, False)
         return None
 
-    async def _asession_for_save(self, no_load: bool) -> dict[str, Any]:
-        """Return the session cache, loading it first, like SessionBase._get_session."""
+    def _complete_key_change(
+        self, session_key: str, replaced: list[str], data: dict[str, Any], on_load: bool
+    ) -> None:
+        """Delete the replaced documents, then give the new one its lasting expiry.
+
+        The session is already stored under its new key, so a failure here is
+        logged, not raised: the next load of the session completes the change.
+        """
+        errors: list[SessionStoreError] = []
+        remaining: list[str] = []
+        for old_key in replaced:
+            try:
+                with self._operation("cycle_key", old_key):
+                    get_collection().delete_one({"_id": old_key})
+            except SessionStoreError as e:
+                errors.append(e)
+                remaining.append(old_key)
         try:
-            return self._session_cache
-        except AttributeError:
-            if self.session_key is None or no_load:
-                self._session_cache = {}
-            else:
-                self._session_cache = await self.aload()
-        return self._session_cache
+            with self._operation("cycle_key", session_key):
+                get_collection().update_one({"_id": session_key}, self._completed(remaining, data))
+        except SessionStoreError as e:
+            errors.append(e)
+        if errors:
+            _log_incomplete_key_change(errors[0], on_load)
+
+    async def _acomplete_key_change(
+        self, session_key: str, replaced: list[str], data: dict[str, Any], on_load: bool
+    ) -> None:
+        """Delete the replaced documents, then give the new one its lasting expiry (async)."""
+        errors: list[SessionStoreError] = []
+        remaining: list[str] = []
+        for old_key in replaced:
+            try:
+                with self._operation("cycle_key", old_key):
+                    collection = await aget_collection()
+                    await collection.delete_one({"_id": old_key})
+            except SessionStoreError as e:
+                errors.append(e)
+                remaining.append(old_key)
+        try:
+            with self._operation("cycle_key", session_key):
+                collection = await aget_collection()
+                await collection.update_one({"_id": session_key}, self._completed(remaining, data))
+        except SessionStoreError as e:
+            errors.append(e)
+        if errors:
+            _log_incomplete_key_change(errors[0], on_load)
+
+    def _completed(self, remaining: list[str], data: dict[str, Any]) -> dict[str, Any]:
+        """Return the update giving the new document its lasting expiry.
+
+        ``remaining`` are the replaced keys whose deletion failed: they stay
+        recorded, and the next load deletes them.
+        """
+        update: dict[str, Any] = {"$set": {"expire_date": self._expire_date(data)}}
+        if remaining:
+            update["$set"][REPLACES_FIELD] = remaining
+        else:
+            update["$unset"] = {REPLACES_FIELD: ""}
+        return update
 
     def delete(self, session_key: str | None = None) -> None:
-        if session_key is None:
-            if self.session_key is None:
-                return
-            session_key = self.session_key
-        if not self._validate_session_key(session_key):
-            return
-        with mongo_operation("delete", session_key):
-            collection = get_collection()
-            collection.delete_one({"_id": session_key})
+        keys = self._keys_to_delete(session_key)
+        for key in keys:
+            with self._operation("delete", key):
+                collection = get_collection()
+                collection.delete_one({"_id": key})
 
     async def adelete(self, session_key: str | None = None) -> None:
+        keys = self._keys_to_delete(session_key)
+        for key in keys:
+            with self._operation("delete", key):
+                collection = await aget_collection()
+                await collection.delete_one({"_id": key})
+
+    def _keys_to_delete(self, session_key: str | None) -> list[str]:
+        """Return the valid keys delete(session_key) removes.
+
+        Deleting the session itself (a logout, flush()) also deletes the keys it
+        is replacing after a cycle_key() in the same request.
+        """
         if session_key is None:
             if self.session_key is None:
-                return
-            session_key = self.session_key
-        if not self._validate_session_key(session_key):
-            return
-        with mongo_operation("delete", session_key):
-            collection = await aget_collection()
-            await collection.delete_one({"_id": session_key})
+                return []
+            keys = [self.session_key, *(self._replaced_keys or ())]
+            self._replaced_keys = None
+        else:
+            keys = [session_key]
+            if self._replaced_keys and session_key in self._replaced_keys:
+                self._replaced_keys.remove(session_key)
+        return [SessionKey(key) for key in keys if self._validate_session_key(key)]
 
     @classmethod
     def clear_expired(cls) -> None:
-        with mongo_operation("clear_expired"):
-            collection = get_collection()
-            collection.delete_many({"expire_date": {"$lte": utc_now()}})
+        """Delete the expired sessions in batches (``manage.py clearsessions``).
+
+        Each batch of ``MONGO_SESSIONS_BATCH_SIZE`` documents runs under
+        ``MONGO_SESSIONS_BATCH_TIMEOUT`` seconds, so a large backlog (no TTL
+        index) is removed however long it takes in all.
+        """
+        batches.delete_in_batches("clear_expired", _expired())
 
     @classmethod
     async def aclear_expired(cls) -> None:
-        with mongo_operation("clear_expired"):
-            collection = await aget_collection()
-            await collection.delete_many({"expire_date": {"$lte": utc_now()}})
+        """Delete the expired sessions in batches, from async code (see clear_expired)."""
+        await batches.adelete_in_batches("clear_expired", _expired())
 
     # The document.
 
@@ -234,10 +444,24 @@ class SessionStore(SessionBase):
         return fields
 
     def _new_document(self, session_key: str, data: dict[str, Any]) -> dict[str, Any]:
-        return {"_id": session_key, **self._fields(data), "created_at": utc_now()}
+        document = {
+            "_id": session_key,
+            **self._fields(data),
+            "created_at": utc_now(),
+            CREATE_ID_FIELD: secrets.token_hex(8),
+        }
+        replaced = self._creating_replacement
+        if replaced is not None:
+            document["expire_date"] = _provisional(document["expire_date"])
+            if replaced:
+                document[REPLACES_FIELD] = replaced
+        return document
 
-    def _update(self, data: dict[str, Any]) -> dict[str, Any]:
+    def _update(self, data: dict[str, Any], provisional: bool = False) -> dict[str, Any]:
         fields = self._fields(data)
+        if provisional:
+            # Lasting only once the replaced documents are gone (_complete_key_change).
+            fields["expire_date"] = _provisional(fields["expire_date"])
         update: dict[str, Any] = {"$set": fields}
         if "user_id" not in fields:
             update["$unset"] = {"user_id": ""}
@@ -258,10 +482,51 @@ class SessionStore(SessionBase):
         return utc_now() + timedelta(seconds=expiry)
 
 
-_DATA_ONLY = {"_id": False, "data": True}
+_LOADED_FIELDS = {"_id": False, "data": True, REPLACES_FIELD: True}
 _ID_ONLY = {"_id": True}
+# The check of a duplicate key reads what the insert wrote: on the primary.
+_PRIMARY: dict[str, Any] = {"read_preference": ReadPreference.PRIMARY}
 
 
 def _live(session_key: str) -> dict[str, Any]:
     """Match the session unless it has expired but the TTL monitor has not removed it yet."""
     return {"_id": session_key, "expire_date": {"$gt": utc_now()}}
+
+
+def _expired() -> dict[str, Any]:
+    """Match the sessions that have expired by now."""
+    return {"expire_date": {"$lte": utc_now()}}
+
+
+def _provisional(expire_date: datetime) -> datetime:
+    """Return the expiry of a document made by cycle_key() until the session's save."""
+    return min(expire_date, utc_now() + PROVISIONAL_LIFETIME)
+
+
+def _is_own_document(collection: Any, document: dict[str, Any]) -> bool:
+    """Whether the document under this key is the one ``document`` describes.
+
+    A create whose first insert was applied but whose reply was lost is retried
+    by pymongo; a server that does not recognise the retry answers it with a
+    duplicate key. The create id, written only by this insert, tells it apart
+    from a real collision.
+    """
+    stored = collection.find_one({"_id": document["_id"]}, projection={CREATE_ID_FIELD: True})
+    return stored is not None and stored.get(CREATE_ID_FIELD) == document[CREATE_ID_FIELD]
+
+
+async def _ais_own_document(collection: Any, document: dict[str, Any]) -> bool:
+    """Whether the document under this key is the one ``document`` describes (async)."""
+    stored = await collection.find_one({"_id": document["_id"]}, projection={CREATE_ID_FIELD: True})
+    return stored is not None and stored.get(CREATE_ID_FIELD) == document[CREATE_ID_FIELD]
+
+
+def _log_incomplete_key_change(error: SessionStoreError, on_load: bool) -> None:
+    """Log that a key change is left for a later load to complete (no key in the text)."""
+    logger.warning(
+        "A session's key change is not complete after its %s (%s): the old document "
+        "holds only the data from before the change, and the session's next load "
+        "deletes it.",
+        "load" if on_load else "save",
+        error,
+    )
