@@ -259,6 +259,128 @@ async def test_server_error_on_async_load_and_save(fail_command: FailCommand) ->
     assert await SessionStore(key).aget("visits") == 1
 
 
+# --- uncertain outcomes: applied, or maybe applied, but not confirmed ------------
+
+# What mongod answers when w: "majority" is not reached within wtimeout: the
+# primary applied the write; the replicas did not confirm it in time.
+REPLICATION_TIMEOUT = {
+    "code": 64,
+    "codeName": "WriteConcernFailed",
+    "errmsg": "waiting for replication timed out",
+    "errInfo": {"wtimeout": True},
+}
+
+
+def assert_outcome_unknown(error: SessionStoreError, operation: str, key: str) -> None:
+    assert isinstance(error, SessionStoreOutcomeUnknown)
+    assert not isinstance(error, SessionStoreUnavailable)
+    assert error.operation == operation
+    assert str(error).startswith(f"mongo_sessions: session {operation} outcome unknown: ")
+    assert "may" in error.detail and "applied" in error.detail
+    assert "did not answer" not in str(error)
+    assert not error.no_answer  # MongoDB answered: the store may go on calling it
+    assert key not in full_text(error)
+
+
+def test_write_concern_error_on_save_is_an_uncertain_outcome(
+    fail_command: FailCommand, fault_logs: pytest.LogCaptureFixture
+) -> None:
+    store = saved_session(visits=1)
+    key = store.session_key or ""
+    fail_command.arm(["update"], mode={"times": 1}, writeConcernError=REPLICATION_TIMEOUT)
+
+    store["visits"] = 2
+    with pytest.raises(SessionStoreError) as raised:
+        store.save()
+
+    assert_outcome_unknown(raised.value, "save", key)
+    assert "code 64" in str(raised.value)
+    assert key not in fault_logs.text
+    # As the message says: the primary applied it.
+    assert stored_data(key) == {"visits": 2}
+    # MongoDB answered, so the same store goes on working.
+    store["visits"] = 3
+    store.save()
+    assert stored_data(key) == {"visits": 3}
+
+
+def test_write_concern_error_on_create_is_an_uncertain_outcome(
+    fail_command: FailCommand, sessions_collection: Any
+) -> None:
+    saved_session()
+    sessions_collection.delete_many({})
+    fail_command.arm(["insert"], mode={"times": 1}, writeConcernError=REPLICATION_TIMEOUT)
+
+    store = SessionStore()
+    store["cart"] = {"bread": 1}
+    with pytest.raises(SessionStoreError) as raised:
+        store.save()
+
+    created = sessions_collection.find_one({})
+    assert created is not None
+    assert_outcome_unknown(raised.value, "create", created["_id"])
+    # The document was written (its key never reached anyone), and nothing else.
+    assert sessions_collection.count_documents({}) == 1
+    assert store.session_key is None  # the store does not claim a key it was not given
+
+
+def test_write_concern_error_on_delete_is_an_uncertain_outcome(
+    fail_command: FailCommand, sessions_collection: Any
+) -> None:
+    store = saved_session(visits=1)
+    key = store.session_key or ""
+    fail_command.arm(["delete"], mode={"times": 1}, writeConcernError=REPLICATION_TIMEOUT)
+
+    with pytest.raises(SessionStoreError) as raised:
+        SessionStore(key).delete()
+
+    assert_outcome_unknown(raised.value, "delete", key)
+    assert sessions_collection.count_documents({}) == 0
+
+
+@requires_async_api
+async def test_write_concern_errors_on_async_writes_are_uncertain_outcomes(
+    fail_command: FailCommand, sessions_collection: Any
+) -> None:
+    store = SessionStore()
+    await store.aset("visits", 1)
+    await store.asave()
+    key = store.session_key or ""
+    fail_command.arm(
+        ["insert", "update", "delete"], mode={"times": 3}, writeConcernError=REPLICATION_TIMEOUT
+    )
+
+    await store.aset("visits", 2)
+    with pytest.raises(SessionStoreError) as saving:
+        await store.asave()
+    assert_outcome_unknown(saving.value, "save", key)
+
+    with pytest.raises(SessionStoreError) as creating:
+        await SessionStore().acreate()
+    created = sessions_collection.find_one({"_id": {"$ne": key}})
+    assert created is not None  # written, and nothing else
+    assert_outcome_unknown(creating.value, "create", created["_id"])
+
+    with pytest.raises(SessionStoreError) as deleting:
+        await SessionStore(key).adelete()
+    assert_outcome_unknown(deleting.value, "delete", key)
+
+    assert [d["_id"] for d in sessions_collection.find()] == [created["_id"]]
+
+
+def test_refused_write_is_not_an_uncertain_outcome(fail_command: FailCommand) -> None:
+    """A write MongoDB refused changed nothing: a plain SessionStoreError says so."""
+    store = saved_session(visits=1)
+    fail_command.arm(["update"], errorCode=NON_RETRYABLE_CODE)
+    store["visits"] = 2
+    with pytest.raises(SessionStoreError) as raised:
+        store.save()
+    assert type(raised.value) is SessionStoreError
+    assert "MongoDB refused it" in str(raised.value)
+    fail_command.off()
+    assert stored_data(store.session_key or "") == {"visits": 1}
+
+
 # --- a blocked server: the operation ends at the timeout ------------------------
 
 
@@ -298,7 +420,8 @@ def test_blocked_server_fails_within_the_timeout_then_recovers(
     assert f"timeout {TIMEOUT} s" in str(raised.value)
     if expected is SessionStoreOutcomeUnknown:
         assert "session save outcome unknown: the write may have been applied" in str(raised.value)
-    assert "did not answer" not in str(raised.value) or expected is SessionStoreUnavailable
+    if expected is SessionStoreOutcomeUnknown:
+        assert "did not answer" not in str(raised.value)
     assert_key_not_disclosed(key, raised.value, fault_logs)
 
     # The fault clears: the very next operation works, on the same client.
