@@ -13,6 +13,7 @@ from __future__ import annotations
 from typing import Any
 
 from django.core.exceptions import ImproperlyConfigured
+from pymongo import DeleteOne
 
 from .conf import conf
 from .connection import aget_collection, get_collection
@@ -45,8 +46,9 @@ def delete_in_batches(operation: str, query: dict[str, Any]) -> int:
 
     Each batch finds up to ``MONGO_SESSIONS_BATCH_SIZE`` matching ``_id`` values
     and deletes those that still match ``query`` (a document changed in between
-    is left alone), under ``MONGO_SESSIONS_BATCH_TIMEOUT`` seconds. ``query``
-    must stop matching a document once it is deleted (it does), so the loop ends.
+    is left alone), under ``MONGO_SESSIONS_BATCH_TIMEOUT`` seconds: one ``find``
+    and one ``delete`` command of one statement per document, each found by
+    ``_id``. A deleted document no longer matches, so the loop ends.
 
     :raises SessionStoreError: (its subclasses included) when a batch fails; the
         batches before it stay done.
@@ -59,10 +61,16 @@ def delete_in_batches(operation: str, query: dict[str, Any]) -> int:
             collection = get_collection()
             ids = [d["_id"] for d in collection.find(query, projection=_ID_ONLY, limit=size)]
             if ids:
-                result = collection.delete_many({**query, "_id": {"$in": ids}})
+                result = collection.bulk_write(_deletes(ids, query), ordered=False)
                 deleted += result.deleted_count
         if len(ids) < size:
             return deleted
+
+
+def _deletes(ids: list[Any], query: dict[str, Any]) -> list[DeleteOne]:
+    # One statement per _id rather than one {"_id": {"$in": ids}}: each is an
+    # index lookup, where some servers scan the collection for an $in.
+    return [DeleteOne({**query, "_id": document_id}) for document_id in ids]
 
 
 async def adelete_in_batches(operation: str, query: dict[str, Any]) -> int:
@@ -78,7 +86,7 @@ async def adelete_in_batches(operation: str, query: dict[str, Any]) -> int:
             cursor = collection.find(query, projection=_ID_ONLY, limit=size)
             ids = [d["_id"] async for d in cursor]
             if ids:
-                result = await collection.delete_many({**query, "_id": {"$in": ids}})
+                result = await collection.bulk_write(_deletes(ids, query), ordered=False)
                 deleted += result.deleted_count
         if len(ids) < size:
             return deleted
