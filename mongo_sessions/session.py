@@ -28,10 +28,10 @@ from .clock import utc_now
 from .conf import conf
 from .connection import aget_collection, get_collection
 from .exceptions import SessionDataError, SessionStoreError, SessionStoreUnavailable
+from .key_change import REPLACES_FIELD, KeyChangeMixin, provisional
 from .operation import mongo_operation
 from .redaction import SessionKey
 
-logger = logging.getLogger("mongo_sessions")
 suspicious_logger = logging.getLogger("django.security.SuspiciousSession")
 
 # Keys are made of Django's key alphabet only, so a cookie value can never be
@@ -40,20 +40,12 @@ SESSION_KEY_PATTERN = re.compile(r"[a-z0-9]{8,64}")
 # A random 32-character key colliding is not expected in the lifetime of the
 # universe; a loop that keeps failing means something else is wrong.
 MAX_CREATE_ATTEMPTS = 10
-# How long the document made by cycle_key() lives until the session is saved
-# under its new key: if that save fails, the new key never reaches the browser
-# and its document must not outlive the request by long.
-PROVISIONAL_LIFETIME = timedelta(minutes=10)
-
 # A random value each insert writes, so that a create whose reply was lost and
-# whose retry ran into its own document recognises it (see _insert).
+# whose retry ran into its own document recognises it (see save).
 CREATE_ID_FIELD = "create_id"
-# On a document made by cycle_key(), until the key change is complete: the keys
-# of the documents it replaces, deleted once it is saved.
-REPLACES_FIELD = "replaces"
 
 
-class SessionStore(SessionBase):
+class SessionStore(KeyChangeMixin, SessionBase):
     """Store sessions in MongoDB, one document per session."""
 
     _session_cache: dict[str, Any]
@@ -65,11 +57,9 @@ class SessionStore(SessionBase):
         # store per request, and the auth middleware, the session middleware and
         # the debug page each touch it after a failure.
         self._no_answer: SessionStoreError | None = None
-        # After cycle_key(), until the session is saved under its new key: the
-        # keys it replaces (kept, so a failed save leaves the old session usable).
-        self._replaced_keys: list[str] | None = None
-        # Set by cycle_key() for its create(): the keys the new document replaces.
-        self._creating_replacement: list[str] | None = None
+        # The state of a key change (see key_change.py).
+        self._replaced_keys = None
+        self._creating_replacement = None
 
     def _set_session_key(self, value: str | None) -> None:
         # Kept as a SessionKey: a traceback's variables show its hash, not the key.
@@ -222,45 +212,6 @@ class SessionStore(SessionBase):
         self._session_key = previous
         raise SessionStoreError("create", f"no unique key after {MAX_CREATE_ATTEMPTS} attempts")
 
-    def cycle_key(self) -> None:
-        """Give the session a new key, keeping its data (Django's contract).
-
-        The old document is deleted once the session is saved under the new key,
-        not before: if that save fails, the old key still holds the session as
-        it was. The new document lives PROVISIONAL_LIFETIME until then.
-        """
-        data = self._get_session()  # type: ignore[attr-defined]
-        replaced = self._keys_replaced_by_next_key()
-        self._creating_replacement = replaced
-        try:
-            self.create()
-        finally:
-            self._creating_replacement = None
-        self._replaced_keys = replaced
-        self._session_cache = data
-
-    async def acycle_key(self) -> None:
-        """Give the session a new key, keeping its data, from async code (see cycle_key)."""
-        data = await self._aget_session()
-        replaced = self._keys_replaced_by_next_key()
-        self._creating_replacement = replaced
-        try:
-            await self.acreate()
-        finally:
-            self._creating_replacement = None
-        self._replaced_keys = replaced
-        self._session_cache = data
-
-    def _keys_replaced_by_next_key(self) -> list[str]:
-        """Return the stored keys a new key replaces: the current one and those it replaces.
-
-        A second cycle_key() before the save replaces the first one's document too.
-        """
-        replaced = list(self._replaced_keys or ())
-        if self.session_key is not None:
-            replaced.append(self.session_key)
-        return replaced
-
     def save(self, must_create: bool = False) -> None:
         if self.session_key is None:
             return self.create()
@@ -280,7 +231,7 @@ class SessionStore(SessionBase):
                         raise CreateError from e
             return None
         replaced = self._replaced_keys
-        update = self._update(data, provisional=replaced is not None)
+        update = self._update(data, key_change=replaced is not None)
         with self._operation("save", session_key):
             collection = get_collection()
             result = collection.update_one(_live(session_key), update)
@@ -311,7 +262,7 @@ class SessionStore(SessionBase):
                         raise CreateError from e
             return None
         replaced = self._replaced_keys
-        update = self._update(data, provisional=replaced is not None)
+        update = self._update(data, key_change=replaced is not None)
         with self._operation("save", session_key):
             collection = await aget_collection()
             result = await collection.update_one(_live(session_key), update)
@@ -321,67 +272,6 @@ class SessionStore(SessionBase):
             self._replaced_keys = None
             await self._acomplete_key_change(session_key, replaced, data, False)
         return None
-
-    def _complete_key_change(
-        self, session_key: str, replaced: list[str], data: dict[str, Any], on_load: bool
-    ) -> None:
-        """Delete the replaced documents, then give the new one its lasting expiry.
-
-        The session is already stored under its new key, so a failure here is
-        logged, not raised: the next load of the session completes the change.
-        """
-        errors: list[SessionStoreError] = []
-        remaining: list[str] = []
-        for old_key in replaced:
-            try:
-                with self._operation("cycle_key", old_key):
-                    get_collection().delete_one({"_id": old_key})
-            except SessionStoreError as e:
-                errors.append(e)
-                remaining.append(old_key)
-        try:
-            with self._operation("cycle_key", session_key):
-                get_collection().update_one({"_id": session_key}, self._completed(remaining, data))
-        except SessionStoreError as e:
-            errors.append(e)
-        if errors:
-            _log_incomplete_key_change(errors[0], on_load)
-
-    async def _acomplete_key_change(
-        self, session_key: str, replaced: list[str], data: dict[str, Any], on_load: bool
-    ) -> None:
-        """Delete the replaced documents, then give the new one its lasting expiry (async)."""
-        errors: list[SessionStoreError] = []
-        remaining: list[str] = []
-        for old_key in replaced:
-            try:
-                with self._operation("cycle_key", old_key):
-                    collection = await aget_collection()
-                    await collection.delete_one({"_id": old_key})
-            except SessionStoreError as e:
-                errors.append(e)
-                remaining.append(old_key)
-        try:
-            with self._operation("cycle_key", session_key):
-                collection = await aget_collection()
-                await collection.update_one({"_id": session_key}, self._completed(remaining, data))
-        except SessionStoreError as e:
-            errors.append(e)
-        if errors:
-            _log_incomplete_key_change(errors[0], on_load)
-
-    def _completed(self, remaining: list[str], data: dict[str, Any]) -> dict[str, Any]:
-        """Return the update giving the new document its lasting expiry.
-
-        ``remaining`` are the replaced keys whose deletion failed: they stay
-        recorded, and the next load deletes them.
-        """
-        update: dict[str, Any] = {"$set": {"expire_date": self._expire_date(data)}}
-        if remaining:
-            update["$set"][REPLACES_FIELD] = remaining
-        else:
-            update["$unset"] = {REPLACES_FIELD: ""}
-        return update
 
     def delete(self, session_key: str | None = None) -> None:
         keys = self._keys_to_delete(session_key)
@@ -396,23 +286,6 @@ class SessionStore(SessionBase):
             with self._operation("delete", key):
                 collection = await aget_collection()
                 await collection.delete_one({"_id": key})
-
-    def _keys_to_delete(self, session_key: str | None) -> list[str]:
-        """Return the valid keys delete(session_key) removes.
-
-        Deleting the session itself (a logout, flush()) also deletes the keys it
-        is replacing after a cycle_key() in the same request.
-        """
-        if session_key is None:
-            if self.session_key is None:
-                return []
-            keys = [self.session_key, *(self._replaced_keys or ())]
-            self._replaced_keys = None
-        else:
-            keys = [session_key]
-            if self._replaced_keys and session_key in self._replaced_keys:
-                self._replaced_keys.remove(session_key)
-        return [SessionKey(key) for key in keys if self._validate_session_key(key)]
 
     @classmethod
     def clear_expired(cls) -> None:
@@ -452,16 +325,16 @@ class SessionStore(SessionBase):
         }
         replaced = self._creating_replacement
         if replaced is not None:
-            document["expire_date"] = _provisional(document["expire_date"])
+            document["expire_date"] = provisional(document["expire_date"])
             if replaced:
                 document[REPLACES_FIELD] = replaced
         return document
 
-    def _update(self, data: dict[str, Any], provisional: bool = False) -> dict[str, Any]:
+    def _update(self, data: dict[str, Any], key_change: bool = False) -> dict[str, Any]:
         fields = self._fields(data)
-        if provisional:
+        if key_change:
             # Lasting only once the replaced documents are gone (_complete_key_change).
-            fields["expire_date"] = _provisional(fields["expire_date"])
+            fields["expire_date"] = provisional(fields["expire_date"])
         update: dict[str, Any] = {"$set": fields}
         if "user_id" not in fields:
             update["$unset"] = {"user_id": ""}
@@ -498,11 +371,6 @@ def _expired() -> dict[str, Any]:
     return {"expire_date": {"$lte": utc_now()}}
 
 
-def _provisional(expire_date: datetime) -> datetime:
-    """Return the expiry of a document made by cycle_key() until the session's save."""
-    return min(expire_date, utc_now() + PROVISIONAL_LIFETIME)
-
-
 def _is_own_document(collection: Any, document: dict[str, Any]) -> bool:
     """Whether the document under this key is the one ``document`` describes.
 
@@ -519,14 +387,3 @@ async def _ais_own_document(collection: Any, document: dict[str, Any]) -> bool:
     """Whether the document under this key is the one ``document`` describes (async)."""
     stored = await collection.find_one({"_id": document["_id"]}, projection={CREATE_ID_FIELD: True})
     return stored is not None and stored.get(CREATE_ID_FIELD) == document[CREATE_ID_FIELD]
-
-
-def _log_incomplete_key_change(error: SessionStoreError, on_load: bool) -> None:
-    """Log that a key change is left for a later load to complete (no key in the text)."""
-    logger.warning(
-        "A session's key change is not complete after its %s (%s): the old document "
-        "holds only the data from before the change, and the session's next load "
-        "deletes it.",
-        "load" if on_load else "save",
-        error,
-    )

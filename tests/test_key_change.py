@@ -40,7 +40,8 @@ from mongo_sessions.exceptions import (
     SessionStoreOutcomeUnknown,
     SessionStoreUnavailable,
 )
-from mongo_sessions.session import PROVISIONAL_LIFETIME, SessionStore
+from mongo_sessions.key_change import PROVISIONAL_LIFETIME
+from mongo_sessions.session import SessionStore
 from tests.faults import FailCommand
 from tests.servers import REPO_ROOT
 from tests.support import requires_async_api
