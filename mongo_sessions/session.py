@@ -275,6 +275,7 @@ class SessionStore(KeyChangeMixin, SessionBase):
 
     def delete(self, session_key: str | None = None) -> None:
         keys = self._keys_to_delete(session_key)
+        session_key = None  # the SessionKey forms in keys are what a traceback may show
         for key in keys:
             with self._operation("delete", key):
                 collection = get_collection()
@@ -282,6 +283,7 @@ class SessionStore(KeyChangeMixin, SessionBase):
 
     async def adelete(self, session_key: str | None = None) -> None:
         keys = self._keys_to_delete(session_key)
+        session_key = None  # the SessionKey forms in keys are what a traceback may show
         for key in keys:
             with self._operation("delete", key):
                 collection = await aget_collection()

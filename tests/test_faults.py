@@ -180,6 +180,33 @@ def test_create_whose_reply_is_lost_is_retried_without_a_second_document(
     assert stored_data(store.session_key or "") == {"marker": "only-once"}
 
 
+@requires_async_api
+@pytest.mark.usefixtures("retryable_writes")
+async def test_async_create_whose_reply_is_lost_is_retried_without_a_second_document(
+    fail_command: FailCommand, counter: CommandCounter, sessions_collection: Any
+) -> None:
+    saved_session()
+    sessions_collection.delete_many({})
+    fail_command.arm(
+        ["insert"],
+        mode={"times": 1},
+        writeConcernError={
+            "code": 64,
+            "errmsg": "waiting for replication timed out",
+            "errorLabels": ["RetryableWriteError"],
+        },
+    )
+    counter.reset()
+
+    store = SessionStore()
+    await store.aset("marker", "only-once")
+    await store.asave()
+
+    assert counter.writes == ["insert", "insert"], "the insert was not retried"
+    assert list(sessions_collection.find({}, {"_id": True})) == [{"_id": store.session_key}]
+    assert await SessionStore(store.session_key).aget("marker") == "only-once"
+
+
 # --- server errors surface, never as an empty session or a false success ---------
 
 
