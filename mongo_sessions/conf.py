@@ -65,7 +65,7 @@ class Settings:
 
     @property
     def MONGO_SESSIONS_BATCH_SIZE(self) -> int:
-        size: int = getattr(settings, "MONGO_SESSIONS_BATCH_SIZE", 1000)
+        size: int = getattr(settings, "MONGO_SESSIONS_BATCH_SIZE", 5000)
         return size
 
     @property
