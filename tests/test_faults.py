@@ -6,13 +6,17 @@ in MONGO_SESSIONS_TEST_URL). Each failpoint names the package client's
 ``appName``, so only the package's commands fail, and a finalizer always turns
 it off. When the server refuses ``configureFailPoint`` the tests are skipped.
 
-What they prove: a retryable write is retried and lands exactly once; any
-other failure surfaces as ``SessionStoreError`` / ``SessionStoreUnavailable``
-naming the operation (never an empty session, never a reported success);
-a blocked or stopped server fails the operation within
-``MONGO_SESSIONS_TIMEOUT``; the same code works again once the fault clears,
-with no restart; and the session key is never written in clear in a log
-record or an exception (including the chained driver error).
+What they prove: a retryable write is retried and lands exactly once (a
+create whose reply was lost included, whether or not the server recognises the
+retry); any other failure surfaces as an exception naming the operation (never
+an empty session, never a reported success) that says what changed:
+``SessionStoreError`` when MongoDB refused it (nothing), ``SessionStoreUnavailable``
+when it could not be reached (nothing), ``SessionStoreOutcomeUnknown`` when a
+write was sent but not confirmed (a write-concern error, a reply that did not
+come: it may have been applied); a blocked or stopped server fails the
+operation within ``MONGO_SESSIONS_TIMEOUT``; the same code works again once the
+fault clears, with no restart; and the session key is never written in clear
+in a log record or an exception (including the chained driver error).
 """
 
 from __future__ import annotations
