@@ -1,7 +1,8 @@
 """One timeout per request: after MongoDB fails to answer, the request's store stops asking.
 
-A request with a session cookie, against a stopped server, through Django's test
-client with SessionMiddleware and AuthenticationMiddleware. The first session
+A request with a logged-in user's cookie, against a stopped server (the session
+was stored, then nothing answers on the server's address), through Django's
+test client with SessionMiddleware and AuthenticationMiddleware. The first session
 access waits for MONGO_SESSIONS_TIMEOUT; every later one in the same request
 (``request.user`` again, the session middleware computing the cookie expiry and
 saving, Django's DEBUG error page, which shows ``request.user``) fails at once
@@ -24,7 +25,13 @@ from django.urls import path
 
 from mongo_sessions import connection, session
 from mongo_sessions.exceptions import SessionStoreError, SessionStoreUnavailable
-from tests.servers import ServerProcess, remove_storage, temporary_storage, wait_for_ping
+from tests.servers import (
+    ServerProcess,
+    free_port,
+    remove_storage,
+    temporary_storage,
+    wait_for_ping,
+)
 from tests.support import TEST_DB, requires_async_api
 
 TIMEOUT = 2.0  # MONGO_SESSIONS_TIMEOUT of these tests, seconds
@@ -66,7 +73,7 @@ urlpatterns = [
 
 @pytest.fixture
 def own_server(settings: Any) -> Iterator[ServerProcess]:
-    """A server of this test's own, which the test stops."""
+    """A server of this test's own, which the test really stops (pooled connections and all)."""
     storage = temporary_storage()
     server = ServerProcess(storage_path=storage / "data").start()
     try:
@@ -78,6 +85,11 @@ def own_server(settings: Any) -> Iterator[ServerProcess]:
         connection.reset()
         server.stop()
         remove_storage(storage)
+
+
+def stop_the_server(settings: Any) -> None:
+    """Point the package at an address where nothing answers, as after the server stopped."""
+    settings.MONGO_SESSIONS_URL = f"mongodb://127.0.0.1:{free_port()}/{TEST_DB}"
 
 
 @pytest.fixture
@@ -113,7 +125,6 @@ def logged_in_browser() -> tuple[Client, str]:
     ids=["user", "degraded-page", "save-every-request"],
 )
 def test_request_against_a_stopped_server_waits_one_timeout(
-    own_server: ServerProcess,
     settings: Any,
     round_trips: list[str],
     debug: bool,
@@ -123,7 +134,7 @@ def test_request_against_a_stopped_server_waits_one_timeout(
     settings.MONGO_SESSIONS_TIMEOUT = TIMEOUT
     settings.SESSION_SAVE_EVERY_REQUEST = save_every_request
     browser, key = logged_in_browser()
-    own_server.stop()
+    stop_the_server(settings)
     settings.DEBUG = debug
     round_trips.clear()
 
@@ -173,13 +184,13 @@ def test_every_later_access_raises_the_same_error_at_once(
 @pytest.mark.django_db(transaction=True)
 @pytest.mark.parametrize("debug", [True, False], ids=["DEBUG=True", "DEBUG=False"])
 async def test_async_view_against_a_stopped_server_waits_one_timeout(
-    own_server: ServerProcess, settings: Any, round_trips: list[str], debug: bool
+    settings: Any, round_trips: list[str], debug: bool
 ) -> None:
     from asgiref.sync import sync_to_async
 
     settings.MONGO_SESSIONS_TIMEOUT = TIMEOUT
     _, key = await sync_to_async(logged_in_browser)()
-    own_server.stop()
+    stop_the_server(settings)
     settings.DEBUG = debug
     round_trips.clear()
     client = AsyncClient(raise_request_exception=False)
