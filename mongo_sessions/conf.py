@@ -64,6 +64,15 @@ class Settings:
         return getattr(settings, "MONGO_SESSIONS_TIMEOUT", 5.0)
 
     @property
+    def MONGO_SESSIONS_BATCH_SIZE(self) -> int:
+        size: int = getattr(settings, "MONGO_SESSIONS_BATCH_SIZE", 5000)
+        return size
+
+    @property
+    def MONGO_SESSIONS_BATCH_TIMEOUT(self) -> float:
+        return getattr(settings, "MONGO_SESSIONS_BATCH_TIMEOUT", 60.0)
+
+    @property
     def MONGO_SESSIONS_AUTO_INDEX(self) -> bool:
         return getattr(settings, "MONGO_SESSIONS_AUTO_INDEX", True)
 

@@ -19,8 +19,9 @@ def mongo_operation(
     operation: str, session_key: str | None = None, timeout: float | None = None
 ) -> Iterator[None]:
     """Bound the enclosed MongoDB calls in time and wrap driver errors."""
+    seconds = timeout or timeout_seconds()
     try:
-        with pymongo.timeout(timeout or timeout_seconds()):
+        with pymongo.timeout(seconds):
             yield
     except DocumentTooLarge as e:
         raise SessionDataError(
@@ -31,4 +32,4 @@ def mongo_operation(
             e, session_key
         )
     except PyMongoError as e:
-        raise translate(operation, e, session_key) from chain_cause(e, session_key)
+        raise translate(operation, e, session_key, seconds) from chain_cause(e, session_key)
