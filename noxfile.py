@@ -99,10 +99,7 @@ def package(session: nox.Session) -> None:
     with zipfile.ZipFile(wheels[0]) as wheel:
         metadata = next(n for n in wheel.namelist() if n.endswith(".dist-info/METADATA"))
         headers = wheel.read(metadata).decode()
-    version = re.search(
-        r'^__version__ = "(.+)"$', (ROOT / "mongo_sessions/__init__.py").read_text(), re.M
-    )
-    for header in ("License-Expression: Apache-2.0", f"Version: {version and version[1]}"):
+    for header in ("License-Expression: Apache-2.0", f"Version: {VERSION}"):
         if header not in headers.splitlines():
             session.error(f"the wheel's METADATA lacks {header!r}")
 

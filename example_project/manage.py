@@ -17,13 +17,12 @@ PROJECT_DIR = Path(__file__).resolve().parent
 
 def _setup_path() -> None:
     # The ``demo`` package lives next to this file: make it importable whatever
-    # the current directory is.
+    # the current directory is; demo.paths does the rest (the checkout's package).
     if str(PROJECT_DIR) not in sys.path:
         sys.path.insert(0, str(PROJECT_DIR))
-    # Run from a checkout, prefer the checkout's mongo_sessions over an installed copy.
-    repo_root = PROJECT_DIR.parent
-    if (repo_root / "mongo_sessions" / "__init__.py").is_file() and str(repo_root) not in sys.path:
-        sys.path.insert(1, str(repo_root))
+    from demo.paths import setup_path
+
+    setup_path()
 
 
 def main() -> None:

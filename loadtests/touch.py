@@ -39,6 +39,7 @@ from typing import Any
 import bson
 import pymongo
 from pymongo import monitoring
+from pymongo.collection import Collection
 
 from .results import machine
 from .stores import mongo_for_run
@@ -116,14 +117,24 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
-def bench(url: str, warmup: int, iterations: int) -> list[Variant]:
-    from django.conf import settings
-    from django.http import HttpRequest, HttpResponse
-    from django.test import RequestFactory
+# (label, MONGO_SESSIONS_TOUCH_AFTER, past the window, SESSION_SAVE_EVERY_REQUEST), per size.
+VARIANTS = (
+    ("no save-every-request, touch off (no sliding expiry)", None, False, False),
+    ("touch off (full update)", None, False, True),
+    ("touch on, within the window", TOUCH_AFTER, False, True),
+    ("touch on, past the window", TOUCH_AFTER, True, True),
+    ("no save-every-request, touch on, within the window", TOUCH_AFTER, False, False),
+    ("no save-every-request, touch on, past the window", TOUCH_AFTER, True, False),
+)
 
+
+def bench(url: str, warmup: int, iterations: int) -> list[Variant]:
+    """Measure every variant against the MongoDB at ``url`` and return them with their figures.
+
+    Each variant first sends one request whose commands are recorded; then the
+    variants take turns for ``warmup`` untimed and ``iterations`` timed requests.
+    """
     from mongo_sessions import connection
-    from mongo_sessions.middleware import SessionMiddleware
-    from mongo_sessions.session import SessionStore
 
     listener = Sent()
     collection_name = f"touch_{secrets.token_hex(4)}"
@@ -132,6 +143,42 @@ def bench(url: str, warmup: int, iterations: int) -> list[Variant]:
         url, serverSelectionTimeoutMS=5000
     )
     documents = direct["loadtests"][collection_name]
+    variants = [
+        Variant(f"{size}: {label}", size, touch, past, every)
+        for size in SIZES
+        for label, touch, past, every in VARIANTS
+    ]
+    _save_sessions(variants)
+    prepare = _preparer(documents)
+    try:
+        _record_commands(variants, prepare, listener)
+        gc.collect()
+        _time_requests(variants, prepare, warmup, iterations)
+    finally:
+        documents.drop()
+        direct.close()
+        connection.reset()
+    return variants
+
+
+def _save_sessions(variants: list[Variant]) -> None:
+    """Save one session of its size for each variant, and note its key."""
+    from mongo_sessions.session import SessionStore
+
+    for variant in variants:
+        session = SessionStore()
+        session.update(SIZES[variant.size] or _large_session())
+        session.save()
+        variant.key = session.session_key or ""
+
+
+def _preparer(documents: Collection[dict[str, Any]]) -> Callable[[Variant], Callable[[], Any]]:
+    """Return a function that sets a variant up and returns its read-only request, ready to run."""
+    from django.conf import settings
+    from django.http import HttpRequest, HttpResponse
+    from django.test import RequestFactory
+
+    from mongo_sessions.middleware import SessionMiddleware
 
     def view(request: HttpRequest) -> HttpResponse:
         request.session.get("visits")
@@ -139,23 +186,6 @@ def bench(url: str, warmup: int, iterations: int) -> list[Variant]:
 
     middleware = SessionMiddleware(view)
     factory = RequestFactory()
-    variants = [
-        Variant(f"{size}: {label}", size, touch, past, every)
-        for size in SIZES
-        for label, touch, past, every in (
-            ("no save-every-request, touch off (no sliding expiry)", None, False, False),
-            ("touch off (full update)", None, False, True),
-            ("touch on, within the window", TOUCH_AFTER, False, True),
-            ("touch on, past the window", TOUCH_AFTER, True, True),
-            ("no save-every-request, touch on, within the window", TOUCH_AFTER, False, False),
-            ("no save-every-request, touch on, past the window", TOUCH_AFTER, True, False),
-        )
-    ]
-    for variant in variants:
-        session = SessionStore()
-        session.update(SIZES[variant.size] or _large_session())
-        session.save()
-        variant.key = session.session_key or ""
 
     def prepare(variant: Variant) -> Callable[[], Any]:
         settings.MONGO_SESSIONS_TOUCH_AFTER = variant.touch_after
@@ -169,30 +199,39 @@ def bench(url: str, warmup: int, iterations: int) -> list[Variant]:
         request.COOKIES[settings.SESSION_COOKIE_NAME] = variant.key
         return lambda: middleware(request)
 
-    try:
-        for variant in variants:  # one counted request each
+    return prepare
+
+
+def _record_commands(
+    variants: list[Variant], prepare: Callable[[Variant], Callable[[], Any]], listener: Sent
+) -> None:
+    """Send one request per variant and keep the commands it sent."""
+    for variant in variants:
+        call = prepare(variant)
+        listener.on, listener.commands = True, []
+        call()
+        listener.on = False
+        variant.commands = listener.commands
+
+
+def _time_requests(
+    variants: list[Variant],
+    prepare: Callable[[Variant], Callable[[], Any]],
+    warmup: int,
+    iterations: int,
+) -> None:
+    """Run the variants in turn; keep the client CPU and wall time of the requests past warmup."""
+    for i in range(warmup + iterations):
+        for variant in variants:
             call = prepare(variant)
-            listener.on, listener.commands = True, []
+            w0 = time.perf_counter_ns()
+            c0 = time.thread_time_ns()
             call()
-            listener.on = False
-            variant.commands = listener.commands
-        gc.collect()
-        for i in range(warmup + iterations):
-            for variant in variants:
-                call = prepare(variant)
-                w0 = time.perf_counter_ns()
-                c0 = time.thread_time_ns()
-                call()
-                c1 = time.thread_time_ns()
-                w1 = time.perf_counter_ns()
-                if i >= warmup:
-                    variant.cpu_us.append((c1 - c0) / 1000)
-                    variant.wall_us.append((w1 - w0) / 1000)
-    finally:
-        documents.drop()
-        direct.close()
-        connection.reset()
-    return variants
+            c1 = time.thread_time_ns()
+            w1 = time.perf_counter_ns()
+            if i >= warmup:
+                variant.cpu_us.append((c1 - c0) / 1000)
+                variant.wall_us.append((w1 - w0) / 1000)
 
 
 def render(variants: list[Variant], embedded: bool, iterations: int) -> str:

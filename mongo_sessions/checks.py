@@ -1,6 +1,6 @@
 """System checks for the mongo_sessions settings and, with --deploy, the server.
 
-The settings are validated by ``validation.py``, which the connection also runs
+The settings are validated by the ``validation`` package, which the connection also runs
 before it builds a client; this module turns its findings into check messages.
 """
 

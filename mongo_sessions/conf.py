@@ -31,6 +31,8 @@ DEFAULTS: dict[str, Any] = {
     "MONGO_SESSIONS_CLIENT_OPTIONS": {},
     "MONGO_SESSIONS_TTL": None,
     "MONGO_SESSIONS_TIMEOUT": 5.0,
+    "MONGO_SESSIONS_BATCH_SIZE": 5000,
+    "MONGO_SESSIONS_BATCH_TIMEOUT": 60.0,
     "MONGO_SESSIONS_AUTO_INDEX": True,
     "MONGO_SESSIONS_FORMAT": "signed",
     # Settings of the optional features (mongo_sessions.database_alias, .touch, .devices).
@@ -74,6 +76,8 @@ class Settings:
     MONGO_SESSIONS_CLIENT_OPTIONS: dict[str, Any]
     MONGO_SESSIONS_TTL: int
     MONGO_SESSIONS_TIMEOUT: float
+    MONGO_SESSIONS_BATCH_SIZE: int
+    MONGO_SESSIONS_BATCH_TIMEOUT: float
     MONGO_SESSIONS_AUTO_INDEX: bool
     MONGO_SESSIONS_FORMAT: str
     MONGO_SESSIONS_DATABASE_ALIAS: str | None

@@ -1,23 +1,82 @@
-"""Exceptions raised by mongo_sessions."""
+"""Exceptions raised by mongo_sessions, and the translation of driver errors into them.
+
+Three outcomes of a failed operation are told apart, because a caller (or a
+person reading a log) must act differently on each:
+
+* ``SessionStoreError`` (its own class): MongoDB answered and refused the
+  operation. Nothing changed.
+* ``SessionStoreUnavailable``: MongoDB could not be reached or did not answer
+  in time. A read returned nothing; a write was never sent, so nothing changed.
+* ``SessionStoreOutcomeUnknown``: a write was sent, but its result is not
+  known. It may have been applied (a write-concern error: the primary applied
+  it and the replicas did not confirm it in time; or the reply was lost).
+"""
 
 from __future__ import annotations
 
-from pymongo.errors import ConnectionFailure, ExecutionTimeout, OperationFailure, PyMongoError
+import traceback
+
+from pymongo.errors import (
+    ConnectionFailure,
+    ExecutionTimeout,
+    OperationFailure,
+    PyMongoError,
+    ServerSelectionTimeoutError,
+    WriteConcernError,
+)
 
 from .conf import conf
 from .redaction import redact
 
+# Operations that write: a timeout or a lost connection after the command may
+# have reached the server leaves their outcome unknown.
+WRITE_OPERATIONS = frozenset(
+    {"create", "save", "delete", "cycle_key", "clear_expired", "revoke_user_sessions"}
+)
+
 
 class SessionStoreError(Exception):
-    """Raise when a session operation against MongoDB fails."""
+    """Raise when a session operation against MongoDB fails.
+
+    ``operation`` names the operation (``"load"``, ``"save"``...), ``detail``
+    says why, without the session key. ``no_answer`` is True when MongoDB did
+    not answer at all (unreachable, timed out, connection dropped): a store
+    that saw such an error does not call MongoDB again (see ``session.py``).
+    """
+
+    no_answer = False
 
     def __init__(self, operation: str, message: str) -> None:
         self.operation = operation
+        self.detail = message
         super().__init__(f"mongo_sessions: session {operation} failed: {message}")
 
 
 class SessionStoreUnavailable(SessionStoreError):
-    """Raise when MongoDB cannot be reached or answered too late."""
+    """Raise when MongoDB cannot be reached or answered too late.
+
+    A write that raises this was never sent (pymongo could not select a server),
+    so nothing changed.
+    """
+
+    no_answer = True
+
+
+class SessionStoreOutcomeUnknown(SessionStoreError):
+    """Raise when a write was sent but MongoDB did not confirm its result.
+
+    The write may or may not have been applied: MongoDB answered with a
+    write-concern error (the primary applied it, the majority did not confirm it
+    in time: code 64, ``w: "majority"`` with ``wtimeout``), or the reply did not
+    come within the timeout or the connection dropped after the command was sent.
+    Read the session again to know which. ``no_answer`` is True in the second case.
+    """
+
+    def __init__(self, operation: str, message: str, *, no_answer: bool) -> None:
+        self.operation = operation
+        self.detail = message
+        self.no_answer = no_answer
+        Exception.__init__(self, f"mongo_sessions: session {operation} outcome unknown: {message}")
 
 
 class SessionDataError(SessionStoreError, ValueError):
@@ -29,29 +88,77 @@ def chain_cause(error: Exception, session_key: str | None) -> Exception | None:
 
     Log handlers print chained exceptions in full, and a server error can name the
     document's _id (a validator's errInfo.failingDocumentId): that text is kept
-    only in the package's own message, where the key is redacted.
+    only in the package's own message, where the key is redacted. The variables
+    of the driver's finished frames (commands, encoded messages: the key is in
+    them) are cleared, as Django's DEBUG page and error trackers print them.
     """
+    _clear_frame_variables(error)
     if session_key and session_key in str(error):
         return None
     return error
 
 
-def translate(operation: str, error: PyMongoError, session_key: str | None) -> SessionStoreError:
-    """Return the package's exception for a driver error, without the session key."""
+def _clear_frame_variables(error: BaseException) -> None:
+    """Clear the local variables of the finished frames of ``error`` and its causes."""
+    seen: set[int] = set()
+    current: BaseException | None = error
+    while current is not None and id(current) not in seen:
+        seen.add(id(current))
+        # Frames still running (the caller's) are left alone by clear_frames().
+        traceback.clear_frames(current.__traceback__)
+        current = current.__cause__ or current.__context__
+
+
+def translate(
+    operation: str,
+    error: PyMongoError,
+    session_key: str | None,
+    timeout: float | None = None,
+) -> SessionStoreError:
+    """Return the package's exception for a driver error, without the session key.
+
+    ``timeout`` is the bound the operation ran under, in seconds (default
+    ``MONGO_SESSIONS_TIMEOUT``); it is quoted in the message.
+    """
     detail = redact(str(error), session_key)
+    seconds = timeout or conf.MONGO_SESSIONS_TIMEOUT
+    cause = f"{type(error).__name__}: {detail}"
     if "certificate verify failed" in detail.lower():
         # Otherwise reported as a timeout: say what the operator must fix.
         return SessionStoreUnavailable(
+            operation, f"the server's TLS certificate is not trusted (check tlsCAFile): {cause}"
+        )
+    writes = operation in WRITE_OPERATIONS
+    if writes and isinstance(error, WriteConcernError):
+        # WTimeoutError included: the server answered, so this is not a timeout of ours.
+        return SessionStoreOutcomeUnknown(
             operation,
-            f"the server's TLS certificate is not trusted (check tlsCAFile): "
-            f"{type(error).__name__}: {detail}",
+            f"MongoDB applied the write but did not confirm its write concern "
+            f"(code {error.code}), so it may or may not persist: {cause}",
+            no_answer=False,
+        )
+    if isinstance(error, ServerSelectionTimeoutError):
+        # pymongo raises this only when no attempt was sent (a retry that cannot
+        # find a server re-raises the first attempt's error instead).
+        return SessionStoreUnavailable(
+            operation,
+            f"MongoDB could not be reached (timeout {seconds} s); nothing was sent: {cause}",
         )
     if isinstance(error, ConnectionFailure | ExecutionTimeout) or error.timeout:
+        if writes:
+            # The command may have reached the server, which may apply it later
+            # (a blocked server runs it once it resumes).
+            return SessionStoreOutcomeUnknown(
+                operation,
+                f"the write may have been applied: it was sent, or may have been, and no reply "
+                f"came (timeout {seconds} s; {cause})",
+                no_answer=True,
+            )
         return SessionStoreUnavailable(
             operation,
             f"MongoDB did not answer in time or dropped the connection "
-            f"(timeout {conf.MONGO_SESSIONS_TIMEOUT} s; {type(error).__name__}: {detail})",
+            f"(timeout {seconds} s; {cause})",
         )
     if isinstance(error, OperationFailure):
         return SessionStoreError(operation, f"MongoDB refused it (code {error.code}): {detail}")
-    return SessionStoreError(operation, f"{type(error).__name__}: {detail}")
+    return SessionStoreError(operation, cause)

@@ -24,7 +24,7 @@ class mongo_operation:  # lower case: used like the function it was, in a with s
     operation, and a generator costs more to create, start and finish.
     """
 
-    __slots__ = ("_bound", "operation", "session_key", "timeout")
+    __slots__ = ("_bound", "operation", "seconds", "session_key", "timeout")
 
     def __init__(
         self, operation: str, session_key: str | None = None, timeout: float | None = None
@@ -34,7 +34,8 @@ class mongo_operation:  # lower case: used like the function it was, in a with s
         self.timeout = timeout
 
     def __enter__(self) -> None:
-        self._bound = pymongo.timeout(self.timeout or timeout_seconds())
+        self.seconds = self.timeout or timeout_seconds()
+        self._bound = pymongo.timeout(self.seconds)
         self._bound.__enter__()
 
     def __exit__(
@@ -42,10 +43,10 @@ class mongo_operation:  # lower case: used like the function it was, in a with s
         exc_type: type[BaseException] | None,
         error: BaseException | None,
         traceback: TracebackType | None,
-    ) -> None:
+    ) -> bool | None:
         self._bound.__exit__(exc_type, error, traceback)
         if error is None or not isinstance(error, PyMongoError | InvalidDocument):
-            return  # nothing to translate (a CreateError, a SessionStoreError...)
+            return None  # nothing to translate (a CreateError, a SessionStoreError...)
         operation, session_key = self.operation, self.session_key
         if isinstance(error, DocumentTooLarge):
             raise SessionDataError(
@@ -55,4 +56,6 @@ class mongo_operation:  # lower case: used like the function it was, in a with s
             raise SessionDataError(operation, redact(str(error), session_key)) from chain_cause(
                 error, session_key
             )
-        raise translate(operation, error, session_key) from chain_cause(error, session_key)
+        raise translate(operation, error, session_key, self.seconds) from chain_cause(
+            error, session_key
+        )

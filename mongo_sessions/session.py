@@ -5,10 +5,12 @@ from __future__ import annotations
 import contextvars
 import logging
 import re
+import secrets
 import threading
 import time
 from collections.abc import Callable
 from datetime import datetime
+from types import TracebackType
 from typing import Any, ClassVar, TypeVar
 
 import bson
@@ -22,16 +24,19 @@ from django.contrib.sessions.backends.base import (
 )
 from django.core import signing
 from django.utils.crypto import get_random_string
+from pymongo import ReadPreference
 from pymongo.errors import DuplicateKeyError
 
-from . import devices, signals, signed, touch
+from . import batches, devices, signals, signed, touch
 from . import document as document_format
 from .clock import to_utc, utc_after, utc_now
 from .conf import conf
 from .connection import aget_collection, get_collection
-from .exceptions import SessionDataError, SessionStoreError, chain_cause
+from .exceptions import SessionDataError, SessionStoreError, SessionStoreUnavailable, chain_cause
 from .indexes import blocking_index_error, is_key_collision
+from .key_change import REPLACES_FIELD, KeyChangeMixin, provisional
 from .operation import mongo_operation
+from .redaction import SessionKey
 from .validation import DOCUMENT, SIGNED, session_format, ttl_seconds
 
 suspicious_logger = logging.getLogger("django.security.SuspiciousSession")
@@ -49,9 +54,12 @@ MAX_DOCUMENT_SIZE = 16 * 1024 * 1024
 _SIZE_CHECK_FROM = MAX_DOCUMENT_SIZE - 4096
 
 _T = TypeVar("_T")
+# A random value each insert writes, so that a create whose reply was lost and
+# whose retry ran into its own document recognises it (see save).
+CREATE_ID_FIELD = "create_id"
 
 
-class SessionStore(SessionBase):
+class SessionStore(KeyChangeMixin, SessionBase):
     """Store sessions in MongoDB, one document per session."""
 
     #: The format this store writes sessions in, ``"signed"`` or ``"document"``;
@@ -59,6 +67,23 @@ class SessionStore(SessionBase):
     session_format: ClassVar[str | None] = None
 
     _session_cache: dict[str, Any]
+
+    def __init__(self, session_key: str | None = None) -> None:
+        super().__init__(session_key)
+        # The first error by which MongoDB did not answer this store. From then
+        # on the store raises at once instead of waiting again: Django makes one
+        # store per request, and the auth middleware, the session middleware and
+        # the debug page each touch it after a failure.
+        self._no_answer: SessionStoreError | None = None
+        # The state of a key change (see key_change.py).
+        self._replaced_keys = None
+        self._creating_replacement = None
+
+    def _set_session_key(self, value: str | None) -> None:
+        # Kept as a SessionKey: a traceback's variables show its hash, not the key.
+        super()._set_session_key(SessionKey(value) if isinstance(value, str) else value)
+
+    _session_key = property(SessionBase._get_session_key, _set_session_key)
 
     def _validate_session_key(self, key: Any) -> bool:
         return isinstance(key, str) and SESSION_KEY_PATTERN.fullmatch(key) is not None
@@ -69,6 +94,20 @@ class SessionStore(SessionBase):
 
     async def _aget_new_session_key(self) -> str:
         return self._get_new_session_key()
+
+    if not hasattr(SessionBase, "_aget_session"):  # Django < 5.1: no async session API
+
+        async def _aget_session(self, no_load: bool = False) -> dict[str, Any]:
+            """Return the session cache, loading it first, as Django 5.1's own does."""
+            self.accessed = True
+            try:
+                return self._session_cache
+            except AttributeError:
+                if self.session_key is None or no_load:
+                    self._session_cache = {}
+                else:
+                    self._session_cache = await self.aload()
+            return self._session_cache
 
     def decode(self, session_data: Any) -> dict[str, Any]:
         """Return the session stored as ``session_data``, or {} if it cannot be trusted.
@@ -118,25 +157,39 @@ class SessionStore(SessionBase):
             return self.encode(data)  # a subclass's own encoding decides
         return signed.dumps(data, self.key_salt, self.serializer, int(now.timestamp()))
 
+    def _operation(self, operation: str, session_key: str | None) -> _StoreOperation:
+        """Run MongoDB calls under mongo_operation(); fail at once if MongoDB stopped answering."""
+        return _StoreOperation(self, operation, session_key)
+
     # Reading.
 
     def load(self) -> dict[str, Any]:
         session_key = self.session_key
         if session_key is None:
             return {}
-        with mongo_operation("load", session_key):
+        with self._operation("load", session_key):
             collection = get_collection()
-            document = _deep_safe(collection.find_one, _live(session_key), projection=_DATA_ONLY)
-        return self._loaded(document)
+            document = _deep_safe(
+                collection.find_one, _live(session_key, utc_now()), projection=_LOADED_FIELDS
+            )
+        data = self._loaded(document)
+        if document is not None and document.get(REPLACES_FIELD):
+            self._complete_key_change(session_key, document[REPLACES_FIELD], data, True)
+        return data
 
     async def aload(self) -> dict[str, Any]:
         session_key = self.session_key
         if session_key is None:
             return {}
-        with mongo_operation("load", session_key):
+        with self._operation("load", session_key):
             collection = await aget_collection()
-            document = await collection.find_one(_live(session_key), projection=_DATA_ONLY)
-        return self._loaded(document)
+            document = await collection.find_one(
+                _live(session_key, utc_now()), projection=_LOADED_FIELDS
+            )
+        data = self._loaded(document)
+        if document is not None and document.get(REPLACES_FIELD):
+            await self._acomplete_key_change(session_key, document[REPLACES_FIELD], data, True)
+        return data
 
     def _loaded(self, document: dict[str, Any] | None) -> dict[str, Any]:
         if document is None:
@@ -150,148 +203,173 @@ class SessionStore(SessionBase):
     def exists(self, session_key: str) -> bool:
         if not self._validate_session_key(session_key):
             return False
-        with mongo_operation("exists", session_key):
+        if session_key in (self._replaced_keys or ()):
+            # Replaced by this session's cycle_key(): kept only until the save.
+            return False
+        session_key = SessionKey(session_key)
+        with self._operation("exists", session_key):
             collection = get_collection()
-            return collection.find_one(_live(session_key), projection=_ID_ONLY) is not None
+            found = collection.find_one(_live(session_key, utc_now()), projection=_ID_ONLY)
+            return found is not None
 
     async def aexists(self, session_key: str) -> bool:
         if not self._validate_session_key(session_key):
             return False
-        with mongo_operation("exists", session_key):
+        if session_key in (self._replaced_keys or ()):
+            return False
+        session_key = SessionKey(session_key)
+        with self._operation("exists", session_key):
             collection = await aget_collection()
-            return await collection.find_one(_live(session_key), projection=_ID_ONLY) is not None
+            found = await collection.find_one(_live(session_key, utc_now()), projection=_ID_ONLY)
+            return found is not None
 
     # Writing.
 
     def create(self) -> None:
+        previous = self._session_key
         for _ in range(MAX_CREATE_ATTEMPTS):
             self._session_key = self._get_new_session_key()
             try:
                 self.save(must_create=True)
             except CreateError:
                 continue
+            except BaseException:
+                # Nothing was stored under the new key: keep the one the store had.
+                self._session_key = previous
+                raise
             self.modified = True
             return
+        self._session_key = previous
         raise SessionStoreError("create", f"no unique key after {MAX_CREATE_ATTEMPTS} attempts")
 
     async def acreate(self) -> None:
+        previous = self._session_key
         for _ in range(MAX_CREATE_ATTEMPTS):
             self._session_key = await self._aget_new_session_key()
             try:
                 await self.asave(must_create=True)
             except CreateError:
                 continue
+            except BaseException:
+                self._session_key = previous
+                raise
             self.modified = True
             return
+        self._session_key = previous
         raise SessionStoreError("create", f"no unique key after {MAX_CREATE_ATTEMPTS} attempts")
 
     def save(self, must_create: bool = False) -> None:
         if self.session_key is None:
             return self.create()
-        session_key: str = self.session_key
         data = self._get_session(no_load=must_create)  # type: ignore[attr-defined]
+        session_key = self.session_key
+        if session_key is None:
+            # The load found it expired or deleted: never bring the key back.
+            raise UpdateError
         if must_create:
             document = self._new_document(session_key, data)
-            with mongo_operation("create", session_key):
+            with self._operation("create", session_key):
                 collection = get_collection()
                 try:
                     _deep_safe(collection.insert_one, document)
                 except DuplicateKeyError as e:
                     if not is_key_collision(e):
                         raise blocking_index_error("create", e) from chain_cause(e, session_key)
-                    raise CreateError from e
+                    if not _is_own_document(collection.with_options(**_PRIMARY), document):
+                        raise CreateError from e
             signals.send_session_created(self)
-        else:
-            if touch.touched(self, session_key, data):  # unmodified: expiry only, or nothing
-                return None
-            update = self._update(data)
-            with mongo_operation("save", session_key):
-                collection = get_collection()
-                try:
-                    result = _deep_safe(collection.update_one, {"_id": session_key}, update)
-                except DuplicateKeyError as e:
-                    raise blocking_index_error("save", e) from chain_cause(e, session_key)
-            if result.matched_count == 0:
-                # Deleted by another request (a logout): never bring it back.
-                raise UpdateError
+            return None
+        replaced = self._replaced_keys
+        # Unmodified and no key change under way: the expiry alone, or nothing.
+        if replaced is None and touch.touched(self, session_key, data):
+            return None
+        now = utc_now()  # one clock read: the match of a live session, and the expiry
+        update = self._update(data, now, key_change=replaced is not None)
+        with self._operation("save", session_key):
+            collection = get_collection()
+            try:
+                result = _deep_safe(collection.update_one, _live(session_key, now), update)
+            except DuplicateKeyError as e:
+                raise blocking_index_error("save", e) from chain_cause(e, session_key)
+        if result.matched_count == 0:
+            # Deleted by another request (a logout), or expired: never bring it back.
+            raise UpdateError
+        if replaced is not None:
+            self._replaced_keys = None
+            self._complete_key_change(session_key, replaced, data, False)
         return None
 
     async def asave(self, must_create: bool = False) -> None:
         if self.session_key is None:
             return await self.acreate()
-        session_key: str = self.session_key
-        data = await self._asession_for_save(no_load=must_create)
+        data = await self._aget_session(no_load=must_create)
+        session_key = self.session_key
+        if session_key is None:
+            raise UpdateError
         if must_create:
             document = self._new_document(session_key, data)
-            with mongo_operation("create", session_key):
+            with self._operation("create", session_key):
                 collection = await aget_collection()
                 try:
                     await collection.insert_one(document)
                 except DuplicateKeyError as e:
                     if not is_key_collision(e):
                         raise blocking_index_error("create", e) from chain_cause(e, session_key)
-                    raise CreateError from e
+                    own = await _ais_own_document(collection.with_options(**_PRIMARY), document)
+                    if not own:
+                        raise CreateError from e
             await signals.asend_session_created(self)
-        else:
-            if await touch.atouched(self, session_key, data):  # unmodified: expiry only, or nothing
-                return None
-            update = self._update(data)
-            with mongo_operation("save", session_key):
-                collection = await aget_collection()
-                try:
-                    result = await collection.update_one({"_id": session_key}, update)
-                except DuplicateKeyError as e:
-                    raise blocking_index_error("save", e) from chain_cause(e, session_key)
-            if result.matched_count == 0:
-                raise UpdateError
+            return None
+        replaced = self._replaced_keys
+        if replaced is None and await touch.atouched(self, session_key, data):
+            return None
+        now = utc_now()
+        update = self._update(data, now, key_change=replaced is not None)
+        with self._operation("save", session_key):
+            collection = await aget_collection()
+            try:
+                result = await collection.update_one(_live(session_key, now), update)
+            except DuplicateKeyError as e:
+                raise blocking_index_error("save", e) from chain_cause(e, session_key)
+        if result.matched_count == 0:
+            raise UpdateError
+        if replaced is not None:
+            self._replaced_keys = None
+            await self._acomplete_key_change(session_key, replaced, data, False)
         return None
 
-    async def _asession_for_save(self, no_load: bool) -> dict[str, Any]:
-        """Return the session cache, loading it first, like SessionBase._get_session."""
-        try:
-            return self._session_cache
-        except AttributeError:
-            if self.session_key is None or no_load:
-                self._session_cache = {}
-            else:
-                self._session_cache = await self.aload()
-        return self._session_cache
-
     def delete(self, session_key: str | None = None) -> None:
-        if session_key is None:
-            if self.session_key is None:
-                return
-            session_key = self.session_key
-        if not self._validate_session_key(session_key):
-            return
-        with mongo_operation("delete", session_key):
-            collection = get_collection()
-            result = collection.delete_one({"_id": session_key})
-        signals.send_session_deleted(self, session_key, result.deleted_count)
+        keys = self._keys_to_delete(session_key)
+        session_key = None  # the SessionKey forms in keys are what a traceback may show
+        for key in keys:
+            with self._operation("delete", key):
+                collection = get_collection()
+                result = collection.delete_one({"_id": key})
+            signals.send_session_deleted(self, key, result.deleted_count)
 
     async def adelete(self, session_key: str | None = None) -> None:
-        if session_key is None:
-            if self.session_key is None:
-                return
-            session_key = self.session_key
-        if not self._validate_session_key(session_key):
-            return
-        with mongo_operation("delete", session_key):
-            collection = await aget_collection()
-            result = await collection.delete_one({"_id": session_key})
-        await signals.asend_session_deleted(self, session_key, result.deleted_count)
+        keys = self._keys_to_delete(session_key)
+        session_key = None  # the SessionKey forms in keys are what a traceback may show
+        for key in keys:
+            with self._operation("delete", key):
+                collection = await aget_collection()
+                result = await collection.delete_one({"_id": key})
+            await signals.asend_session_deleted(self, key, result.deleted_count)
 
     @classmethod
     def clear_expired(cls) -> None:
-        with mongo_operation("clear_expired"):
-            collection = get_collection()
-            collection.delete_many({"expire_date": {"$lte": utc_now()}})
+        """Delete the expired sessions in batches (``manage.py clearsessions``).
+
+        Each batch of ``MONGO_SESSIONS_BATCH_SIZE`` documents runs under
+        ``MONGO_SESSIONS_BATCH_TIMEOUT`` seconds, so a large backlog (no TTL
+        index) is removed however long it takes in all.
+        """
+        batches.delete_in_batches("clear_expired", _expired())
 
     @classmethod
     async def aclear_expired(cls) -> None:
-        with mongo_operation("clear_expired"):
-            collection = await aget_collection()
-            await collection.delete_many({"expire_date": {"$lte": utc_now()}})
+        """Delete the expired sessions in batches, from async code (see clear_expired)."""
+        await batches.adelete_in_batches("clear_expired", _expired())
 
     # The document.
 
@@ -390,10 +468,26 @@ class SessionStore(SessionBase):
 
     def _new_document(self, session_key: str, data: dict[str, Any]) -> dict[str, Any]:
         now = utc_now()  # one clock read: the expiry counts from the creation
-        return {"_id": session_key, **self._fields(data, now), "created_at": now}
+        document = {
+            "_id": session_key,
+            **self._fields(data, now),
+            "created_at": now,
+            CREATE_ID_FIELD: secrets.token_hex(8),
+        }
+        replaced = self._creating_replacement
+        if replaced is not None:
+            document["expire_date"] = provisional(document["expire_date"])
+            if replaced:
+                document[REPLACES_FIELD] = replaced
+        return document
 
-    def _update(self, data: dict[str, Any]) -> dict[str, Any]:
-        fields = self._fields(data, utc_now())
+    def _update(
+        self, data: dict[str, Any], now: datetime, key_change: bool = False
+    ) -> dict[str, Any]:
+        fields = self._fields(data, now)
+        if key_change:
+            # Lasting only once the replaced documents are gone (_complete_key_change).
+            fields["expire_date"] = provisional(fields["expire_date"])
         update: dict[str, Any] = {"$set": fields}
         if "user_id" not in fields:
             update["$unset"] = {"user_id": ""}
@@ -448,6 +542,47 @@ class SessionStore(SessionBase):
         return int(age)
 
 
+class _StoreOperation:
+    """mongo_operation() for one store, which remembers the first time MongoDB did not answer.
+
+    From then on the store raises at once instead of waiting again. A class, like
+    mongo_operation itself, rather than a generator: it runs on every operation.
+    """
+
+    __slots__ = ("bound", "operation", "session_key", "store")
+
+    def __init__(self, store: SessionStore, operation: str, session_key: str | None) -> None:
+        self.store = store
+        self.operation = operation
+        self.session_key = session_key
+
+    def __enter__(self) -> None:
+        first = self.store._no_answer
+        if first is not None:
+            raise SessionStoreUnavailable(
+                self.operation,
+                f"not sent: MongoDB did not answer this session's {first.operation} "
+                f"a moment ago ({first.detail})",
+            ) from first
+        self.bound = mongo_operation(self.operation, self.session_key)
+        self.bound.__enter__()
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        error: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> bool | None:
+        if isinstance(error, SessionStoreError) and error.no_answer:
+            self.store._no_answer = error
+        try:
+            return self.bound.__exit__(exc_type, error, traceback)
+        except SessionStoreError as e:
+            if e.no_answer:
+                self.store._no_answer = e
+            raise
+
+
 def _is_utf8(text: str) -> bool:
     try:
         text.encode()
@@ -499,11 +634,38 @@ def _deep_safe(call: Callable[..., _T], *args: Any, **kwargs: Any) -> _T:
         return _on_fresh_stack(call, *args, **kwargs)
 
 
-# expire_date too: the touch rule (MONGO_SESSIONS_TOUCH_AFTER) compares with it.
-_DATA_ONLY = {"_id": False, "data": True, "expire_date": True}
+# expire_date too: the touch rule (MONGO_SESSIONS_TOUCH_AFTER) compares with it;
+# what a key change replaces: the load completes an unfinished one.
+_LOADED_FIELDS = {"_id": False, "data": True, "expire_date": True, REPLACES_FIELD: True}
 _ID_ONLY = {"_id": True}
+# The check of a duplicate key reads what the insert wrote: on the primary.
+_PRIMARY: dict[str, Any] = {"read_preference": ReadPreference.PRIMARY}
 
 
-def _live(session_key: str) -> dict[str, Any]:
-    """Match the session unless it has expired but the TTL monitor has not removed it yet."""
-    return {"_id": session_key, "expire_date": {"$gt": utc_now()}}
+def _live(session_key: str, now: datetime) -> dict[str, Any]:
+    """Match the session unless it has expired (at ``now``) but the TTL monitor has not
+    removed it yet."""
+    return {"_id": session_key, "expire_date": {"$gt": now}}
+
+
+def _expired() -> dict[str, Any]:
+    """Match the sessions that have expired by now."""
+    return {"expire_date": {"$lte": utc_now()}}
+
+
+def _is_own_document(collection: Any, document: dict[str, Any]) -> bool:
+    """Whether the document under this key is the one ``document`` describes.
+
+    A create whose first insert was applied but whose reply was lost is retried
+    by pymongo; a server that does not recognise the retry answers it with a
+    duplicate key. The create id, written only by this insert, tells it apart
+    from a real collision.
+    """
+    stored = collection.find_one({"_id": document["_id"]}, projection={CREATE_ID_FIELD: True})
+    return stored is not None and stored.get(CREATE_ID_FIELD) == document[CREATE_ID_FIELD]
+
+
+async def _ais_own_document(collection: Any, document: dict[str, Any]) -> bool:
+    """Whether the document under this key is the one ``document`` describes (async)."""
+    stored = await collection.find_one({"_id": document["_id"]}, projection={CREATE_ID_FIELD: True})
+    return stored is not None and stored.get(CREATE_ID_FIELD) == document[CREATE_ID_FIELD]

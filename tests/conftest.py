@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pymongo
@@ -16,7 +17,7 @@ import pytest
 
 from mongo_sessions import connection
 from mongo_sessions.testing import CommandCounter
-from tests.servers import test_mongo_server, wait_for_ping
+from tests.servers import ChildProcess, test_mongo_server, wait_for_ping
 from tests.support import TEST_DB, TEST_URL
 
 
@@ -68,5 +69,37 @@ def command_counter(settings: Any) -> CommandCounter:
     return counter
 
 
+@pytest.fixture
+def alice() -> Any:
+    """A saved user, alice (password "pw")."""
+    from django.contrib.auth.models import User
+
+    return User.objects.create_user("alice", password="pw")
+
+
+@pytest.fixture
+def bob() -> Any:
+    """A saved user, bob (password "pw")."""
+    from django.contrib.auth.models import User
+
+    return User.objects.create_user("bob", password="pw")
+
+
 def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line("markers", "no_mongo: the test needs no MongoDB server")
+
+
+@pytest.fixture
+def own_server(settings: Any, tmp_path: Path) -> Iterator[ChildProcess]:
+    """A server of this test's own, on disk, that the test may stop and restart.
+
+    The package's settings point at it (database TEST_DB, collection "sessions").
+    """
+    server = test_mongo_server(tmp_path / "data").start()
+    try:
+        settings.MONGO_SESSIONS_URL = server.url + TEST_DB
+        settings.MONGO_SESSIONS_COLLECTION = "sessions"
+        yield server
+    finally:
+        connection.reset()
+        server.stop()

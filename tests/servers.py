@@ -12,14 +12,15 @@ import os
 import signal
 import subprocess
 import sys
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit, urlunsplit
+from urllib.parse import quote_plus, urlsplit, urlunsplit
 
 import pymongo
 import trustme
+from pymongo.database import Database
 
 from demo.harness import (
     DEMO_API,
@@ -28,27 +29,28 @@ from demo.harness import (
     ChildProcess,
     demo_server,
     free_port,
-    gunicorn_server,
     mongo_server,
-    uvicorn_server,
     wait_for_ping,
+    web_server,
 )
+from mongo_sessions import connection
 
 __all__ = [
     "DEMO_API",
     "MANAGE_PY",
     "PROJECT_DIR",
     "REPO_ROOT",
+    "AuthServer",
     "ChildProcess",
     "RunDemo",
     "TlsFiles",
     "asgi_test_site",
+    "auth_mongo_server",
     "demo_env",
     "free_port",
     "gunicorn_site",
     "make_tls_files",
     "pid_alive",
-    "provision_user",
     "run_demo_setup",
     "rundemo",
     "rundemo_process",
@@ -120,18 +122,60 @@ def test_mongo_server(
 test_mongo_server.__test__ = False  # type: ignore[attr-defined]  # not a test for pytest
 
 
-def provision_user(storage_path: Path, database: str, username: str, password: str) -> None:
-    """Create a readWrite user of ``database`` in a server's data, with auth off.
+@dataclass(frozen=True)
+class AuthServer:
+    """A running test server with --auth, and the URLs its users reach ``database`` with."""
 
-    As SecantusDB (and mongod) want it: connect once without auth, createUser in
-    the database that will be the authSource, then restart the server with --auth.
+    child: ChildProcess
+    database: str
+    user: str
+    password: str
+
+    @property
+    def port(self) -> int:
+        return self.child.port
+
+    def url(self, user: str | None = None, password: str | None = None) -> str:
+        """The URL of ``user`` with ``password`` (by default the server's own), percent-escaped."""
+        user = self.user if user is None else user
+        password = self.password if password is None else password
+        return (
+            f"mongodb://{quote_plus(user)}:{quote_plus(password)}@127.0.0.1:{self.port}"
+            f"/{self.database}?authSource={self.database}"
+        )
+
+
+@contextlib.contextmanager
+def auth_mongo_server(
+    storage_path: Path,
+    database: str,
+    user: str,
+    password: str,
+    provision: Callable[[Database[dict[str, Any]]], None] | None = None,
+) -> Iterator[AuthServer]:
+    """Run a test server with --auth until the block ends; ``user`` may readWrite ``database``.
+
+    As SecantusDB (and mongod) want it: the server first runs without auth, and
+    ``user`` is created in the database that will be its authSource (``provision``
+    may create more roles and users there); then it restarts with --auth. Ready
+    when ``user``'s ping answers. The package's connection, which may hold a
+    client of this server, is reset before the server stops.
     """
     with test_mongo_server(storage_path, test_commands=False) as server:
         client: pymongo.MongoClient[dict[str, Any]]
         with pymongo.MongoClient(server.url, serverSelectionTimeoutMS=5000) as client:
             client[database].command(
-                "createUser", username, pwd=password, roles=[{"role": "readWrite", "db": database}]
+                "createUser", user, pwd=password, roles=[{"role": "readWrite", "db": database}]
             )
+            if provision is not None:
+                provision(client[database])
+    with test_mongo_server(storage_path, auth=True) as child:
+        try:
+            served = AuthServer(child, database, user, password)
+            wait_for_ping(served.url())
+            yield served
+        finally:
+            connection.reset()
 
 
 # --- the demo site (example_project) ------------------------------------------------------
@@ -173,8 +217,8 @@ def with_database(url: str, database: str) -> str:
 @contextlib.contextmanager
 def gunicorn_site(env: Mapping[str, str], log: Path, workers: int = 1) -> Iterator[str]:
     """Run ``gunicorn demo.wsgi`` on a free loopback port; yield its base URL."""
-    site = gunicorn_server(
-        "demo.wsgi", log_path=log, env=env, workers=workers, args=["--timeout", "30"]
+    site = web_server(
+        "gunicorn", "demo.wsgi", log_path=log, env=env, workers=workers, args=["--timeout", "30"]
     )
     with site:
         yield site.url
@@ -202,7 +246,8 @@ def asgi_test_site(env: Mapping[str, str], log: Path) -> ChildProcess:
 
     Ready when its ``/_counts/`` view (the command counts, no session) answers.
     """
-    return uvicorn_server(
+    return web_server(
+        "uvicorn",
         "tests.asgi_site.asgi:application",
         log_path=log,
         env=env,

@@ -118,7 +118,8 @@ def test_under_uvicorn_the_sync_client_sends_nothing(asgi_site: AsgiSite) -> Non
     counts = asgi_site.counts()
     assert counts["sync"] == []
     assert counts["async"] == (
-        ["insert", "update"]  # login: the new key, then the saved login
+        # login: the new key (provisional), the saved login, its lasting expiry
+        ["insert", "update", "update"]
         + ["find", "update"] * 3  # counter
         + ["find"] * 5  # reads within the touch window: no write
         + ["find", "find"]  # sync-read, whoami
@@ -137,7 +138,8 @@ def test_django_middleware_under_uvicorn_saves_with_the_sync_client(
         warm_up(site)
         browse(site)
         counts = site.counts()
-        assert counts["sync"].count("update") == 4  # the login's save and three counter visits
+        # the login's save and its lasting expiry, and three counter visits
+        assert counts["sync"].count("update") == 5
         assert "find" in counts["async"]
 
 

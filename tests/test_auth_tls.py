@@ -25,12 +25,12 @@ from mongo_sessions import connection
 from mongo_sessions.exceptions import SessionStoreError, SessionStoreUnavailable
 from mongo_sessions.session import SessionStore
 from tests.servers import (
+    AuthServer,
     ChildProcess,
     TlsFiles,
+    auth_mongo_server,
     make_tls_files,
-    provision_user,
     test_mongo_server,
-    wait_for_ping,
 )
 from tests.support import requires_async_api
 
@@ -67,33 +67,11 @@ def use_settings(settings: Any, **values: Any) -> None:
 # --- SCRAM authentication ---------------------------------------------------------
 
 
-@dataclass
-class AuthServer:
-    server: ChildProcess
-
-    @property
-    def port(self) -> int:
-        return self.server.port
-
-    def url(self, user: str = USER, password: str = PASSWORD) -> str:
-        return (
-            f"mongodb://{quote_plus(user)}:{quote_plus(password)}@127.0.0.1:{self.port}"
-            f"/{DATABASE}?authSource={DATABASE}"
-        )
-
-
 @pytest.fixture(scope="module")
 def auth_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[AuthServer]:
     storage = tmp_path_factory.mktemp("auth") / "data"
-    provision_user(storage, DATABASE, USER, PASSWORD)
-    server = test_mongo_server(storage, auth=True).start()
-    try:
-        served = AuthServer(server)
-        wait_for_ping(served.url())
+    with auth_mongo_server(storage, DATABASE, USER, PASSWORD) as served:
         yield served
-    finally:
-        connection.reset()
-        server.stop()
 
 
 @pytest.fixture

@@ -54,6 +54,11 @@ def _session_cookie(cookies: list[Any]) -> dict[str, Any] | None:
 def test_login_cart_remember_me_logout_in_chromium(
     demo_site: str, mongo_client: pymongo.MongoClient[dict[str, Any]], tmp_path: Path
 ) -> None:
+    """One visitor's visit in one Chromium, step by step.
+
+    Over 60 lines on purpose: each step starts from what the previous one left
+    (the cookie, the cart, the login), so the steps cannot be tests of their own.
+    """
     from playwright.sync_api import expect, sync_playwright
 
     base = demo_site

@@ -24,10 +24,11 @@ from typing import Any
 import pytest
 from django.contrib.sessions.backends.base import UpdateError
 
+from demo.harness import web_server
 from mongo_sessions import connection
 from mongo_sessions.session import SessionStore
 from tests.http_client import Client
-from tests.servers import REPO_ROOT, gunicorn_server
+from tests.servers import REPO_ROOT
 
 THREADS = 32
 CREATES_PER_THREAD = 50
@@ -289,11 +290,12 @@ def preloaded_gunicorn(tmp_path: Path, settings: Any) -> Iterator[tuple[str, int
         PRELOAD_COLLECTION=settings.MONGO_SESSIONS_COLLECTION,
         PYTHONUNBUFFERED="1",
     )
-    site = gunicorn_server(
+    site = web_server(
+        "gunicorn",
         "preload_app:application",
         log_path=log_path,
         env=env,
-        chdir=tmp_path,
+        app_dir=tmp_path,
         workers=3,
         args=["--preload", "--timeout", "30", "--graceful-timeout", "5"],
         probe_path="/counter/",

@@ -36,7 +36,7 @@ def test_new_session_has_no_key_until_saved(sessions_collection: Any) -> None:
     document = stored(sessions_collection, session.session_key)
     assert document is not None
     assert SessionStore().decode(document["data"]) == {"colour": "blue"}
-    assert set(document) == {"_id", "data", "expire_date", "created_at"}
+    assert set(document) == {"_id", "data", "expire_date", "created_at", "create_id"}
 
 
 def test_load_returns_saved_data(sessions_collection: Any) -> None:
@@ -132,8 +132,14 @@ def test_cycle_key_keeps_data_and_removes_old_document(sessions_collection: Any)
     old_key = session.session_key
     session.cycle_key()
     assert session.session_key != old_key
+    assert not session.exists(old_key)  # Django's contract (its own test_cycle)
+    assert list(session.items()) == [("cart", ["apple"])]
+    # The old document goes once the session is saved under the new key (as
+    # SessionMiddleware does at the end of the request), not before.
+    session.save()
     assert stored(sessions_collection, old_key) is None
     assert SessionStore(session.session_key)["cart"] == ["apple"]
+    assert sessions_collection.count_documents({}) == 1
 
 
 def test_flush_removes_document_and_data(sessions_collection: Any) -> None:
@@ -256,6 +262,8 @@ async def test_async_create_error_cycle_key_flush(sessions_collection: Any) -> N
     old = session.session_key
     await session.acycle_key()
     assert session.session_key != old
+    assert not await session.aexists(old)
+    await session.asave()
     assert stored(sessions_collection, old) is None
     assert await SessionStore(session.session_key).aget("k") == "v"
     key = session.session_key

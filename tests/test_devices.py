@@ -14,6 +14,7 @@ import mongo_sessions
 from mongo_sessions import devices
 from mongo_sessions.session import SessionStore
 from mongo_sessions.testing import CommandCounter
+from tests.logins import alogged_in_session, logged_in_session
 from tests.support import requires_async_api
 
 pytestmark = pytest.mark.django_db
@@ -44,16 +45,6 @@ def site(settings: Any) -> None:
 @pytest.fixture
 def recording(settings: Any, site: None) -> None:
     settings.MONGO_SESSIONS_RECORD_DEVICES = True
-
-
-@pytest.fixture
-def alice() -> Any:
-    return User.objects.create_user("alice", password="pw")
-
-
-@pytest.fixture
-def bob() -> Any:
-    return User.objects.create_user("bob", password="pw")
 
 
 def browser(username: str, user_agent: str, address: str, **kwargs: Any) -> Client:
@@ -162,13 +153,6 @@ def test_last_activity_follows_the_touch_rule_never_a_write_per_request(
 # --- revoke_session ----------------------------------------------------------
 
 
-def logged_in_session(user: Any) -> SessionStore:
-    session = SessionStore()
-    session["_auth_user_id"] = str(user.pk)
-    session.save()
-    return session
-
-
 def test_revoke_session_ends_the_chosen_session_of_that_user_only(alice: Any, bob: Any) -> None:
     mine = [logged_in_session(alice) for _ in range(3)]
     bobs = logged_in_session(bob)
@@ -188,12 +172,7 @@ def test_revoke_session_ends_the_chosen_session_of_that_user_only(alice: Any, bo
 @requires_async_api
 async def test_arevoke_session(sessions_collection: Any) -> None:
     alice, bob = User(pk=41, username="a"), User(pk=42, username="b")
-    sessions = []
-    for user in (alice, alice, bob):
-        session = SessionStore()
-        await session.aset("_auth_user_id", str(user.pk))
-        await session.asave()
-        sessions.append(session)
+    sessions = [await alogged_in_session(user) for user in (alice, alice, bob)]
     hashes = [mongo_sessions.hash_session_key(s.session_key) for s in sessions]
     assert await mongo_sessions.arevoke_session(alice, hashes[2]) is False
     assert await mongo_sessions.arevoke_session(alice, hashes[0]) is True

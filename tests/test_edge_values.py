@@ -159,6 +159,9 @@ def test_extreme_expiry(
     to years 1-9999 UTC, and the session lives or not as Django's engine says."""
     settings.USE_TZ = use_tz
     settings.TIME_ZONE = time_zone
+    # No TTL index: the test server's monitor (every second) would delete the
+    # sessions stored as long expired before their document is read back below.
+    settings.MONGO_SESSIONS_AUTO_INDEX = False
     # As set_expiry() stores it (a datetime becomes its ISO text).
     stored_expiry = expiry.isoformat() if isinstance(expiry, datetime) else expiry
     data = {"visits": 1, "_session_expiry": stored_expiry}

@@ -22,13 +22,8 @@ from django.test import Client
 from django.urls import path
 from django.views.debug import get_default_exception_reporter_filter
 
-from mongo_sessions import connection
 from mongo_sessions.checks import check_settings
-from tests.servers import (
-    provision_user,
-    test_mongo_server,
-    wait_for_ping,
-)
+from tests.servers import auth_mongo_server
 
 FILTER = "mongo_sessions.debug.SafeExceptionReporterFilter"
 DATABASE = "appdb"
@@ -50,16 +45,8 @@ urlpatterns = [path("touch/", touch_session)]
 @pytest.fixture(scope="module")
 def auth_port(tmp_path_factory: pytest.TempPathFactory) -> Iterator[int]:
     storage = tmp_path_factory.mktemp("error-page") / "data"
-    provision_user(storage, DATABASE, USER, PASSWORD)
-    with test_mongo_server(storage, auth=True) as server:
-        try:
-            wait_for_ping(
-                f"mongodb://{quote_plus(USER)}:{quote_plus(PASSWORD)}@127.0.0.1:{server.port}/"
-                f"{DATABASE}?authSource={DATABASE}"
-            )
-            yield server.port
-        finally:
-            connection.reset()
+    with auth_mongo_server(storage, DATABASE, USER, PASSWORD) as server:
+        yield server.port
 
 
 def url_with(port: int, password: str = CONFIGURED) -> str:
@@ -82,7 +69,15 @@ def given_client(auth_port: int) -> Iterator[pymongo.MongoClient[dict[str, Any]]
     client.close()
 
 
-def configure(style: str, settings: Any, port: int, client: Any) -> None:
+STYLES = ["url", "host", "client options", "client object", "client path", "srv url"]
+
+
+@pytest.fixture(params=STYLES)
+def configured(
+    request: pytest.FixtureRequest, settings: Any, auth_port: int, given_client: Any
+) -> None:
+    """Configure one connection style (each test runs with every one), the password in it."""
+    style, port, client = request.param, auth_port, given_client
     settings.MONGO_SESSIONS_URL = None
     settings.MONGO_SESSIONS_COLLECTION = f"sessions_{uuid.uuid4().hex[:8]}"
     settings.MONGO_SESSIONS_TIMEOUT = 2
@@ -113,9 +108,6 @@ def configure(style: str, settings: Any, port: int, client: Any) -> None:
         )
 
 
-STYLES = ["url", "host", "client options", "client object", "client path", "srv url"]
-
-
 @pytest.fixture(autouse=True)
 def fresh_reporter_filter() -> Iterator[None]:
     # Django caches the filter instance for the process and no setting_changed
@@ -143,23 +135,17 @@ def leaks(page: str) -> list[str]:
     return [form for form in forms if form in page]
 
 
-@pytest.mark.parametrize("style", STYLES)
-def test_no_password_on_the_debug_page(
-    settings: Any, auth_port: int, given_client: Any, style: str
-) -> None:
-    configure(style, settings, auth_port, given_client)
+def test_no_password_on_the_debug_page(settings: Any, configured: None) -> None:
     settings.DEFAULT_EXCEPTION_REPORTER_FILTER = FILTER
     page = error_page(settings)
     assert leaks(page) == []
     assert "********" in page  # what was there is shown redacted
 
 
-@pytest.mark.parametrize("style", STYLES)
 def test_without_the_filter_the_password_is_shown_and_check_warns(
-    settings: Any, auth_port: int, given_client: Any, style: str
+    settings: Any, configured: None
 ) -> None:
     """What the filter is for: Django's own filter leaves the password on the page."""
-    configure(style, settings, auth_port, given_client)
     settings.DEBUG = True
     assert "mongo_sessions.W002" in [m.id for m in check_settings()]
     assert leaks(error_page(settings))

@@ -110,6 +110,11 @@ def test_json_contract_cart_login_sessions_logout(
     demo_db_dir: Path,
     tmp_path: Path,
 ) -> None:
+    """The JSON answers of the demo along one visitor's visit: cart, login, sessions, logout.
+
+    Over 60 lines on purpose: each step starts from what the previous one left
+    (the cookie, the cart, the login), so the steps cannot be tests of their own.
+    """
     database = "demo_contract"
     mongo_client.drop_database(database)
     sessions = mongo_client[database][COLLECTION]

@@ -6,13 +6,17 @@ in MONGO_SESSIONS_TEST_URL). Each failpoint names the package client's
 ``appName``, so only the package's commands fail, and a finalizer always turns
 it off. When the server refuses ``configureFailPoint`` the tests are skipped.
 
-What they prove: a retryable write is retried and lands exactly once; any
-other failure surfaces as ``SessionStoreError`` / ``SessionStoreUnavailable``
-naming the operation (never an empty session, never a reported success);
-a blocked or stopped server fails the operation within
-``MONGO_SESSIONS_TIMEOUT``; the same code works again once the fault clears,
-with no restart; and the session key is never written in clear in a log
-record or an exception (including the chained driver error).
+What they prove: a retryable write is retried and lands exactly once (a
+create whose reply was lost included, whether or not the server recognises the
+retry); any other failure surfaces as an exception naming the operation (never
+an empty session, never a reported success) that says what changed:
+``SessionStoreError`` when MongoDB refused it (nothing), ``SessionStoreUnavailable``
+when it could not be reached (nothing), ``SessionStoreOutcomeUnknown`` when a
+write was sent but not confirmed (a write-concern error, a reply that did not
+come: it may have been applied); a blocked or stopped server fails the
+operation within ``MONGO_SESSIONS_TIMEOUT``; the same code works again once the
+fault clears, with no restart; and the session key is never written in clear
+in a log record or an exception (including the chained driver error).
 """
 
 from __future__ import annotations
@@ -22,7 +26,6 @@ import time
 import traceback
 import uuid
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import pymongo
@@ -33,11 +36,15 @@ from django.test import Client
 from django.urls import path
 
 from mongo_sessions import connection
-from mongo_sessions.exceptions import SessionStoreError, SessionStoreUnavailable
+from mongo_sessions.exceptions import (
+    SessionStoreError,
+    SessionStoreOutcomeUnknown,
+    SessionStoreUnavailable,
+)
 from mongo_sessions.session import SessionStore
 from mongo_sessions.testing import CommandCounter
 from tests.faults import FailCommand, is_replica_set
-from tests.servers import ChildProcess, test_mongo_server
+from tests.servers import ChildProcess
 from tests.support import TEST_DB, requires_async_api
 
 TIMEOUT = 0.5  # MONGO_SESSIONS_TIMEOUT of the timing tests, seconds
@@ -48,21 +55,6 @@ BLOCK_MS = 4000  # far longer than TIMEOUT: only the timeout can end the wait
 NON_RETRYABLE_CODE = 8  # UnknownError: neither reads nor writes retry it
 
 FAULT_LOGGERS = ("mongo_sessions", "django")
-
-# A server bug, not the package's: SecantusDB recognises a retried write by a
-# digest of the command minus the envelope fields a driver may change between
-# attempts (secantus/commands.py, _RETRY_IDENTITY_IGNORED), and that list lacks
-# maxTimeMS. Under pymongo.timeout() (which the package always uses) the retry
-# carries a smaller maxTimeMS, so the server runs the write a second time
-# instead of replaying its recorded result: an insert fails with E11000 and
-# create() moves to a new key, leaving the first document as an orphan until
-# its TTL. mongod keys retries on (lsid, txnNumber, stmtId) alone.
-SECANTUS_RETRY_BUG_VERSION = "0.7.0b3"
-SECANTUS_RETRY_BUG = (
-    "SecantusDB 0.7.0b3 does not recognise a retried write whose maxTimeMS changed "
-    "(CSOT), so the insert runs twice"
-)
-
 
 # --- fixtures ----------------------------------------------------------------
 
@@ -159,15 +151,13 @@ def test_create_whose_reply_is_lost_is_retried_without_a_second_document(
     fail_command: FailCommand,
     counter: CommandCounter,
     sessions_collection: Any,
-    mongo_client: pymongo.MongoClient[dict[str, Any]],
-    request: pytest.FixtureRequest,
 ) -> None:
     """The insert is applied, its reply fails with a retryable error, the driver
-    retries: the server recognises the retry, so there is no duplicate-key error
-    that would make create() pick another key and leave an orphan document."""
-    secantus = mongo_client.admin.command("buildInfo").get("secantusVersion")
-    if secantus == SECANTUS_RETRY_BUG_VERSION:
-        request.applymarker(pytest.mark.xfail(reason=SECANTUS_RETRY_BUG, strict=True))
+    retries. A server that recognises the retry replays the first result; one that
+    does not (SecantusDB 0.7.0b3 when the retry's maxTimeMS changed, as it does
+    under pymongo.timeout()) answers with a duplicate key, which create() reads as
+    its own document (by the create id only that insert wrote), not as a collision
+    that would move it to a new key and leave an orphan. Either way: one document."""
     saved_session()  # the collection and its indexes exist
     sessions_collection.delete_many({})
     fail_command.arm(
@@ -187,6 +177,33 @@ def test_create_whose_reply_is_lost_is_retried_without_a_second_document(
     documents = list(sessions_collection.find({}, {"_id": True}))
     assert documents == [{"_id": store.session_key}]
     assert stored_data(store.session_key or "") == {"marker": "only-once"}
+
+
+@requires_async_api
+@pytest.mark.usefixtures("retryable_writes")
+async def test_async_create_whose_reply_is_lost_is_retried_without_a_second_document(
+    fail_command: FailCommand, counter: CommandCounter, sessions_collection: Any
+) -> None:
+    saved_session()
+    sessions_collection.delete_many({})
+    fail_command.arm(
+        ["insert"],
+        mode={"times": 1},
+        writeConcernError={
+            "code": 64,
+            "errmsg": "waiting for replication timed out",
+            "errorLabels": ["RetryableWriteError"],
+        },
+    )
+    counter.reset()
+
+    store = SessionStore()
+    await store.aset("marker", "only-once")
+    await store.asave()
+
+    assert counter.writes == ["insert", "insert"], "the insert was not retried"
+    assert list(sessions_collection.find({}, {"_id": True})) == [{"_id": store.session_key}]
+    assert await SessionStore(store.session_key).aget("marker") == "only-once"
 
 
 # --- server errors surface, never as an empty session or a false success ---------
@@ -268,17 +285,145 @@ async def test_server_error_on_async_load_and_save(fail_command: FailCommand) ->
     assert await SessionStore(key).aget("visits") == 1
 
 
+# --- uncertain outcomes: applied, or maybe applied, but not confirmed ------------
+
+# What mongod answers when w: "majority" is not reached within wtimeout: the
+# primary applied the write; the replicas did not confirm it in time.
+REPLICATION_TIMEOUT = {
+    "code": 64,
+    "codeName": "WriteConcernFailed",
+    "errmsg": "waiting for replication timed out",
+    "errInfo": {"wtimeout": True},
+}
+
+
+def assert_outcome_unknown(error: SessionStoreError, operation: str, key: str) -> None:
+    assert isinstance(error, SessionStoreOutcomeUnknown)
+    assert not isinstance(error, SessionStoreUnavailable)
+    assert error.operation == operation
+    assert str(error).startswith(f"mongo_sessions: session {operation} outcome unknown: ")
+    assert "may" in error.detail and "applied" in error.detail
+    assert "did not answer" not in str(error)
+    assert not error.no_answer  # MongoDB answered: the store may go on calling it
+    assert key not in full_text(error)
+
+
+def test_write_concern_error_on_save_is_an_uncertain_outcome(
+    fail_command: FailCommand, fault_logs: pytest.LogCaptureFixture
+) -> None:
+    store = saved_session(visits=1)
+    key = store.session_key or ""
+    fail_command.arm(["update"], mode={"times": 1}, writeConcernError=REPLICATION_TIMEOUT)
+
+    store["visits"] = 2
+    with pytest.raises(SessionStoreError) as raised:
+        store.save()
+
+    assert_outcome_unknown(raised.value, "save", key)
+    assert "code 64" in str(raised.value)
+    assert key not in fault_logs.text
+    # As the message says: the primary applied it.
+    assert stored_data(key) == {"visits": 2}
+    # MongoDB answered, so the same store goes on working.
+    store["visits"] = 3
+    store.save()
+    assert stored_data(key) == {"visits": 3}
+
+
+def test_write_concern_error_on_create_is_an_uncertain_outcome(
+    fail_command: FailCommand, sessions_collection: Any
+) -> None:
+    saved_session()
+    sessions_collection.delete_many({})
+    fail_command.arm(["insert"], mode={"times": 1}, writeConcernError=REPLICATION_TIMEOUT)
+
+    store = SessionStore()
+    store["cart"] = {"bread": 1}
+    with pytest.raises(SessionStoreError) as raised:
+        store.save()
+
+    created = sessions_collection.find_one({})
+    assert created is not None
+    assert_outcome_unknown(raised.value, "create", created["_id"])
+    # The document was written (its key never reached anyone), and nothing else.
+    assert sessions_collection.count_documents({}) == 1
+    assert store.session_key is None  # the store does not claim a key it was not given
+
+
+def test_write_concern_error_on_delete_is_an_uncertain_outcome(
+    fail_command: FailCommand, sessions_collection: Any
+) -> None:
+    store = saved_session(visits=1)
+    key = store.session_key or ""
+    fail_command.arm(["delete"], mode={"times": 1}, writeConcernError=REPLICATION_TIMEOUT)
+
+    with pytest.raises(SessionStoreError) as raised:
+        SessionStore(key).delete()
+
+    assert_outcome_unknown(raised.value, "delete", key)
+    assert sessions_collection.count_documents({}) == 0
+
+
+@requires_async_api
+async def test_write_concern_errors_on_async_writes_are_uncertain_outcomes(
+    fail_command: FailCommand, sessions_collection: Any
+) -> None:
+    store = SessionStore()
+    await store.aset("visits", 1)
+    await store.asave()
+    key = store.session_key or ""
+    fail_command.arm(
+        ["insert", "update", "delete"], mode={"times": 3}, writeConcernError=REPLICATION_TIMEOUT
+    )
+
+    await store.aset("visits", 2)
+    with pytest.raises(SessionStoreError) as saving:
+        await store.asave()
+    assert_outcome_unknown(saving.value, "save", key)
+
+    with pytest.raises(SessionStoreError) as creating:
+        await SessionStore().acreate()
+    created = sessions_collection.find_one({"_id": {"$ne": key}})
+    assert created is not None  # written, and nothing else
+    assert_outcome_unknown(creating.value, "create", created["_id"])
+
+    with pytest.raises(SessionStoreError) as deleting:
+        await SessionStore(key).adelete()
+    assert_outcome_unknown(deleting.value, "delete", key)
+
+    assert [d["_id"] for d in sessions_collection.find()] == [created["_id"]]
+
+
+def test_refused_write_is_not_an_uncertain_outcome(fail_command: FailCommand) -> None:
+    """A write MongoDB refused changed nothing: a plain SessionStoreError says so."""
+    store = saved_session(visits=1)
+    fail_command.arm(["update"], errorCode=NON_RETRYABLE_CODE)
+    store["visits"] = 2
+    with pytest.raises(SessionStoreError) as raised:
+        store.save()
+    assert type(raised.value) is SessionStoreError
+    assert "MongoDB refused it" in str(raised.value)
+    fail_command.off()
+    assert stored_data(store.session_key or "") == {"visits": 1}
+
+
 # --- a blocked server: the operation ends at the timeout ------------------------
 
 
-@pytest.mark.parametrize(("operation", "command"), [("load", "find"), ("save", "update")])
+@pytest.mark.parametrize(
+    ("operation", "command", "expected"),
+    [("load", "find", SessionStoreUnavailable), ("save", "update", SessionStoreOutcomeUnknown)],
+)
 def test_blocked_server_fails_within_the_timeout_then_recovers(
     fail_command: FailCommand,
     settings: Any,
     fault_logs: pytest.LogCaptureFixture,
     operation: str,
     command: str,
+    expected: type[SessionStoreError],
 ) -> None:
+    """A blocked read is unavailable; a blocked write was sent, and a blocked server
+    runs it once it resumes (mongod and SecantusDB both do): its outcome is unknown."""
     settings.MONGO_SESSIONS_TIMEOUT = TIMEOUT
     store = saved_session(visits=1)
     key = store.session_key or ""
@@ -287,7 +432,7 @@ def test_blocked_server_fails_within_the_timeout_then_recovers(
 
     fresh = SessionStore(key)
     started = time.monotonic()
-    with pytest.raises(SessionStoreUnavailable) as raised:
+    with pytest.raises(SessionStoreError) as raised:
         if operation == "load":
             fresh.load()
         else:
@@ -295,14 +440,22 @@ def test_blocked_server_fails_within_the_timeout_then_recovers(
             fresh.save()
     elapsed = time.monotonic() - started
 
+    assert type(raised.value) is expected
     assert elapsed < TIMEOUT + MARGIN, f"{operation} took {elapsed:.2f} s"
     assert raised.value.operation == operation
     assert f"timeout {TIMEOUT} s" in str(raised.value)
+    if expected is SessionStoreOutcomeUnknown:
+        assert "session save outcome unknown: the write may have been applied" in str(raised.value)
+    if expected is SessionStoreOutcomeUnknown:
+        assert "did not answer" not in str(raised.value)
     assert_key_not_disclosed(key, raised.value, fault_logs)
 
     # The fault clears: the very next operation works, on the same client.
     fail_command.off()
-    assert SessionStore(key).load() == {"visits": 1}
+    if expected is SessionStoreUnavailable:
+        assert SessionStore(key).load() == {"visits": 1}
+    else:
+        assert SessionStore(key).load() in ({"visits": 1}, {"visits": 2})
     assert connection.get_target() is target_before
 
 
@@ -318,28 +471,17 @@ async def test_blocked_server_fails_async_save_within_the_timeout(
 
     store["visits"] = 2
     started = time.monotonic()
-    with pytest.raises(SessionStoreUnavailable):
+    with pytest.raises(SessionStoreOutcomeUnknown) as raised:
         await store.asave()
     assert time.monotonic() - started < TIMEOUT + MARGIN
+    assert raised.value.no_answer
+    assert "may have been applied" in str(raised.value)
 
     fail_command.off()
-    assert await SessionStore(store.session_key).aget("visits") == 1
+    assert await SessionStore(store.session_key).aget("visits") in (1, 2)
 
 
 # --- a server that is down, then back on the same port and data -----------------
-
-
-@pytest.fixture
-def own_server(settings: Any, tmp_path: Path) -> Iterator[ChildProcess]:
-    """A server of this test's own, on disk, that the test may stop and restart."""
-    server = test_mongo_server(tmp_path / "data").start()
-    try:
-        settings.MONGO_SESSIONS_URL = server.url + TEST_DB
-        settings.MONGO_SESSIONS_COLLECTION = "sessions"
-        yield server
-    finally:
-        connection.reset()
-        server.stop()
 
 
 def test_server_down_fails_fast_and_same_code_works_after_restart(
@@ -365,12 +507,17 @@ def test_server_down_fails_fast_and_same_code_works_after_restart(
         assert raised.value.operation == operation
         assert_key_not_disclosed(key, raised.value, fault_logs)
 
-    # Back on the same port and data: the same code and client work again.
+    # Back on the same port and data: the same code and client work again, for
+    # the next request's store. (The store that saw the server down keeps failing
+    # at once: one store serves one request, which waits at most one timeout.)
     own_server.start()
     settings.MONGO_SESSIONS_TIMEOUT = 5.0
     assert SessionStore(key).load() == {"cart": {"coffee": 2}}
-    store["cart"] = {"coffee": 4}
-    store.save()
+    with pytest.raises(SessionStoreUnavailable, match="not sent"):
+        store.save()
+    later = SessionStore(key)
+    later["cart"] = {"coffee": 4}
+    later.save()
     assert SessionStore(key).load() == {"cart": {"coffee": 4}}
 
 

@@ -9,20 +9,18 @@ from __future__ import annotations
 import traceback
 import uuid
 from collections.abc import Iterator
-from dataclasses import dataclass
 from typing import Any
 from urllib.parse import quote_plus
 
-import pymongo
 import pytest
 from django.core.exceptions import ImproperlyConfigured
 from django.core.management import call_command
 from django.core.management.base import SystemCheckError
+from pymongo.database import Database
 
-from mongo_sessions import connection
 from mongo_sessions.checks import check_server, check_settings
 from mongo_sessions.session import SessionStore
-from tests.servers import ChildProcess, test_mongo_server, wait_for_ping
+from tests.servers import AuthServer, auth_mongo_server
 from tests.support import requires_async_api
 
 PASSWORD = f"s3cr/et:{uuid.uuid4().hex[:10]}"  # unescaped "/" and ":" on purpose
@@ -268,53 +266,33 @@ def test_deploy_check_without_dns_is_e101_with_a_hint(settings: Any) -> None:
 
 
 DATABASE = "appdb"
-USERS = {
-    # A user who may read and write the sessions, but not list the indexes.
-    "no-list-indexes": ["sessionsWithoutListIndexes"],
-    "read-write": ["readWrite"],
-}
 
 
-@dataclass
-class AuthServer:
-    server: ChildProcess
-
-    def url(self, user: str, password: str = PASSWORD) -> str:
-        return (
-            f"mongodb://{quote_plus(user)}:{quote_plus(password)}@127.0.0.1:"
-            f"{self.server.port}/{DATABASE}?authSource={DATABASE}"
-        )
+def no_list_indexes_user(database: Database[dict[str, Any]]) -> None:
+    """Create a user who may read and write the sessions, but not list the indexes."""
+    database.command(
+        "createRole",
+        "sessionsWithoutListIndexes",
+        privileges=[
+            {
+                "resource": {"db": DATABASE, "collection": ""},
+                "actions": ["find", "insert", "update", "remove"],
+            }
+        ],
+        roles=[],
+    )
+    database.command(
+        "createUser", "no-list-indexes", pwd=PASSWORD, roles=["sessionsWithoutListIndexes"]
+    )
 
 
 @pytest.fixture(scope="module")
 def auth_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[AuthServer]:
     storage = tmp_path_factory.mktemp("settings-errors") / "data"
-    with test_mongo_server(storage, test_commands=False) as provisioning:
-        client: pymongo.MongoClient[dict[str, Any]] = pymongo.MongoClient(
-            provisioning.url, serverSelectionTimeoutMS=5000
-        )
-        with client:
-            database = client[DATABASE]
-            database.command(
-                "createRole",
-                "sessionsWithoutListIndexes",
-                privileges=[
-                    {
-                        "resource": {"db": DATABASE, "collection": ""},
-                        "actions": ["find", "insert", "update", "remove"],
-                    }
-                ],
-                roles=[],
-            )
-            for user, roles in USERS.items():
-                database.command("createUser", user, pwd=PASSWORD, roles=roles)
-    with test_mongo_server(storage, auth=True) as server:
-        try:
-            served = AuthServer(server)
-            wait_for_ping(served.url("read-write"))
-            yield served
-        finally:
-            connection.reset()
+    with auth_mongo_server(
+        storage, DATABASE, "read-write", PASSWORD, provision=no_list_indexes_user
+    ) as served:
+        yield served
 
 
 def use(settings: Any, url: str) -> None:

@@ -14,6 +14,7 @@ from django.test import Client
 import mongo_sessions
 from mongo_sessions.session import SessionStore
 from mongo_sessions.signals import session_created, session_ended, user_sessions_revoked
+from tests.logins import alogged_in_session, logged_in_session
 from tests.support import requires_async_api
 
 pytestmark = pytest.mark.django_db
@@ -58,6 +59,15 @@ def h(key: str | None) -> str:
     return mongo_sessions.hash_session_key(key)
 
 
+def saved_session(received: Received) -> SessionStore:
+    """Save a session with data in it; forget the signal that sent."""
+    session = SessionStore()
+    session["a"] = 1
+    session.save()
+    received.events.clear()
+    return session
+
+
 def test_first_save_sends_session_created_once(received: Received) -> None:
     session = SessionStore()
     session["a"] = 1
@@ -72,31 +82,30 @@ def test_first_save_sends_session_created_once(received: Received) -> None:
 
 
 def test_key_change_sends_created_then_ended_once(received: Received) -> None:
-    session = SessionStore()
-    session["a"] = 1
-    session.save()
+    session = saved_session(received)
     old = session.session_key
-    received.events.clear()
     session.cycle_key()
-    assert received.names() == ["created", "ended"]
+    # The old document goes when the key change completes: at the save that
+    # follows (a login's), never before the session is stored under its new key.
+    assert received.names() == ["created"]
     assert received.events[0][1]["key_hash"] == h(session.session_key)
+    session.save()
+    assert received.names() == ["created", "ended"]
     assert received.ended() == [("key change", h(old))]
 
 
 def test_flush_sends_session_ended_logout_once(received: Received) -> None:
-    session = SessionStore()
-    session["a"] = 1
-    session.save()
+    session = saved_session(received)
     key = session.session_key
-    received.events.clear()
     session.flush()
     session.delete(key)  # already gone: no second event
     assert received.ended() == [("logout", h(key))]
 
 
-def test_login_and_logout_through_django_auth(settings: Any, received: Received) -> None:
+def test_login_and_logout_through_django_auth(
+    settings: Any, received: Received, alice: Any
+) -> None:
     settings.ROOT_URLCONF = "tests.urls_devices"
-    User.objects.create_user("alice", password="pw")
     client = Client()
     client.post("/login/", {"username": "alice", "password": "pw"})
     key = client.cookies[django_settings.SESSION_COOKIE_NAME].value
@@ -106,14 +115,8 @@ def test_login_and_logout_through_django_auth(settings: Any, received: Received)
     assert received.ended() == [("logout", h(key))]
 
 
-def test_revoke_session_and_revoke_user_sessions(received: Received) -> None:
-    alice = User.objects.create_user("alice", password="pw")
-    sessions = []
-    for _ in range(4):
-        session = SessionStore()
-        session["_auth_user_id"] = str(alice.pk)
-        session.save()
-        sessions.append(session)
+def test_revoke_session_and_revoke_user_sessions(received: Received, alice: Any) -> None:
+    sessions = [logged_in_session(alice) for _ in range(4)]
     received.events.clear()
     assert mongo_sessions.revoke_session(alice, h(sessions[0].session_key))
     assert mongo_sessions.revoke_session(alice, h(sessions[0].session_key)) is False
@@ -128,11 +131,8 @@ def test_revoke_session_and_revoke_user_sessions(received: Received) -> None:
     assert kwargs["kept_key_hash"] == h(sessions[1].session_key)
 
 
-def test_no_signal_carries_a_session_key(received: Received) -> None:
-    alice = User.objects.create_user("alice", password="pw")
-    session = SessionStore()
-    session["_auth_user_id"] = str(alice.pk)
-    session.save()
+def test_no_signal_carries_a_session_key(received: Received, alice: Any) -> None:
+    session = logged_in_session(alice)
     keys = [session.session_key]
     session.cycle_key()
     keys.append(session.session_key)
@@ -145,21 +145,16 @@ def test_no_signal_carries_a_session_key(received: Received) -> None:
 @requires_async_api
 async def test_async_twins_send_once(received: Received) -> None:
     user = User(pk=9, username="carol")
-    session = SessionStore()
-    await session.aset("_auth_user_id", "9")
-    await session.asave()
+    session = await alogged_in_session(user)
     first = session.session_key
     await session.acycle_key()
     second = session.session_key
     await session.aflush()
     assert received.names() == ["created", "created", "ended", "ended"]
-    assert received.ended() == [("key change", h(first)), ("logout", h(second))]
-    others = []
-    for _ in range(3):
-        other = SessionStore()
-        await other.aset("_auth_user_id", "9")
-        await other.asave()
-        others.append(other)
+    # The flush comes before any save: it deletes the authenticated session first,
+    # then the one its key change replaced (so a failure leaves no logged-in one).
+    assert received.ended() == [("logout", h(second)), ("key change", h(first))]
+    others = [await alogged_in_session(user) for _ in range(3)]
     received.events.clear()
     assert await mongo_sessions.arevoke_session(user, h(others[0].session_key))
     assert await mongo_sessions.arevoke_user_sessions(user, keep=others[1].session_key) == 1

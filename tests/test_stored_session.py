@@ -64,8 +64,10 @@ def test_returns_the_stored_document_of_a_live_session(
 
 
 def test_unknown_expired_and_malformed_keys_give_none(
-    sessions_collection: Any, command_counter: CommandCounter
+    sessions_collection: Any, command_counter: CommandCounter, settings: Any
 ) -> None:
+    # No TTL index, so that the expired document is still there to be left out.
+    settings.MONGO_SESSIONS_AUTO_INDEX = False
     expired = saved(visits=1)
     sessions_collection.update_one(
         {"_id": expired.session_key}, {"$set": {"expire_date": utc_now() - timedelta(seconds=1)}}

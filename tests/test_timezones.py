@@ -62,6 +62,18 @@ def naive_in(delta: timedelta) -> datetime:
     return now + delta
 
 
+@pytest.fixture(autouse=True)
+def no_ttl_index(settings: Any) -> None:
+    """Keep MongoDB's TTL monitor away from these tests' collections.
+
+    Several forms store a session that is already expired, and the tests read its
+    document back to compare its expire_date: the test server's monitor (every
+    second) could delete it first. Whether a session is alive never depends on
+    the TTL index (loads match ``expire_date > now`` only), so no index is built.
+    """
+    settings.MONGO_SESSIONS_AUTO_INDEX = False
+
+
 def aware_in(delta: timedelta) -> datetime:
     # +05:45: unlike every zone above, so that no offset can be right by chance.
     return datetime.now(ZoneInfo("Asia/Kathmandu")) + delta
@@ -213,12 +225,17 @@ def test_expiry_agrees_with_the_database_engine(
             assert alive(SessionStore, mongo.session_key)
 
 
-def test_the_activated_zone_never_shifts_the_expiry(
-    settings: Any, sessions_collection: Any
-) -> None:
-    """The issue's case: USE_TZ False, New York, a user in Tokyo, set_expiry(2 hours)."""
+@pytest.fixture
+def naive_new_york(settings: Any) -> None:
+    """The issue's case: USE_TZ = False and TIME_ZONE New York (the tests activate Tokyo)."""
     settings.USE_TZ = False
     settings.TIME_ZONE = "America/New_York"
+
+
+def test_the_activated_zone_never_shifts_the_expiry(
+    naive_new_york: None, sessions_collection: Any
+) -> None:
+    """The issue's case: USE_TZ False, New York, a user in Tokyo, set_expiry(2 hours)."""
     with timezone.override("Asia/Tokyo"):
         outcome = through_middleware(SessionStore, lambda: TWO_HOURS)
         assert outcome.session_key and outcome.max_age is not None
@@ -250,6 +267,7 @@ CONFIGURED_SCRIPT = textwrap.dedent(
         SESSION_ENGINE="mongo_sessions.session",
         MONGO_SESSIONS_URL=sys.argv[2],
         MONGO_SESSIONS_COLLECTION=sys.argv[3],
+        MONGO_SESSIONS_AUTO_INDEX=False,  # no TTL monitor on sessions born expired
     )
     django.setup()
 
@@ -333,10 +351,8 @@ def test_settings_configure_without_tzset(
 
 
 def test_import_db_reads_naive_expiry_dates_as_django_wrote_them(
-    settings: Any, sessions_collection: Any
+    naive_new_york: None, sessions_collection: Any
 ) -> None:
-    settings.USE_TZ = False
-    settings.TIME_ZONE = "America/New_York"
     with timezone.override("Asia/Tokyo"):
         db = DbSessionStore()
         db["visits"] = 1
@@ -352,11 +368,9 @@ def test_import_db_reads_naive_expiry_dates_as_django_wrote_them(
 
 
 def test_migrate_seed_reads_naive_creation_dates_as_0x_wrote_them(
-    settings: Any, sessions_collection: Any
+    settings: Any, naive_new_york: None, sessions_collection: Any
 ) -> None:
     """0.x stored timezone.now(): without USE_TZ a naive local time, kept by BSON as if UTC."""
-    settings.USE_TZ = False
-    settings.TIME_ZONE = "America/New_York"
     settings.MONGO_SESSIONS_TTL = 3600
     created = timezone.now() - timedelta(minutes=10)  # naive, New York wall clock
     sessions_collection.insert_one(

@@ -15,6 +15,7 @@ from django.utils import timezone as django_timezone
 import mongo_sessions
 from mongo_sessions import users
 from mongo_sessions.session import SessionStore
+from tests.logins import alogged_in_session, logged_in_session
 from tests.support import requires_async_api
 
 pytestmark = pytest.mark.django_db
@@ -25,24 +26,6 @@ def session_format(request: pytest.FixtureRequest, settings: Any) -> str:
     """The per-user functions work the same whichever format the sessions are in."""
     settings.MONGO_SESSIONS_FORMAT = request.param
     return str(request.param)
-
-
-def logged_in_session(user: Any, **data: Any) -> SessionStore:
-    session = SessionStore()
-    session["_auth_user_id"] = str(user.pk)
-    session.update(data)
-    session.save()
-    return session
-
-
-@pytest.fixture
-def alice() -> Any:
-    return User.objects.create_user("alice", password="pw")
-
-
-@pytest.fixture
-def bob() -> Any:
-    return User.objects.create_user("bob", password="pw")
 
 
 def test_user_sessions_lists_dates_and_hashes_never_keys(alice: Any, bob: Any) -> None:
@@ -61,7 +44,9 @@ def test_user_sessions_lists_dates_and_hashes_never_keys(alice: Any, bob: Any) -
     assert [s.created_at for s in listed] == sorted((s.created_at for s in listed), reverse=True)
 
 
-def test_user_sessions_skips_expired(alice: Any, sessions_collection: Any) -> None:
+def test_user_sessions_skips_expired(alice: Any, sessions_collection: Any, settings: Any) -> None:
+    # No TTL index, so that the expired document is still there to be skipped.
+    settings.MONGO_SESSIONS_AUTO_INDEX = False
     live = logged_in_session(alice)
     dead = logged_in_session(alice)
     sessions_collection.update_one(
@@ -106,12 +91,8 @@ def test_per_user_queries_use_the_user_index(alice: Any, sessions_collection: An
 @requires_async_api
 async def test_async_twins(sessions_collection: Any) -> None:
     user = User(pk=7, username="carol")  # unsaved: the lookup needs only its pk
-    current = SessionStore()
-    await current.aset("_auth_user_id", "7")
-    await current.asave()
-    other = SessionStore()
-    await other.aset("_auth_user_id", "7")
-    await other.asave()
+    current = await alogged_in_session(user)
+    await alogged_in_session(user)
     listed = await mongo_sessions.auser_sessions(user)
     assert len(listed) == 2
     assert await mongo_sessions.arevoke_user_sessions(user, keep=current.session_key) == 1
@@ -175,9 +156,7 @@ def test_malformed_documents_are_skipped_or_listed_without_the_bad_field(
 @requires_async_api
 async def test_malformed_documents_from_async_code(sessions_collection: Any) -> None:
     user = User(pk=11, username="dave")
-    live = SessionStore()
-    await live.aset("_auth_user_id", "11")
-    await live.asave()
+    live = await alogged_in_session(user)
     keys = insert_malformed(sessions_collection, user)
     assert_malformed_listed(await mongo_sessions.auser_sessions(user), live, keys)
 

@@ -3,17 +3,10 @@
 from __future__ import annotations
 
 import os
-import sys
-from pathlib import Path
 
-_PROJECT_DIR = Path(__file__).resolve().parent.parent
-if str(_PROJECT_DIR) not in sys.path:
-    sys.path.insert(0, str(_PROJECT_DIR))
-# Run from a checkout, prefer the checkout's mongo_sessions over an installed copy.
-_REPO_ROOT = _PROJECT_DIR.parent
-if (_REPO_ROOT / "mongo_sessions" / "__init__.py").is_file() and str(_REPO_ROOT) not in sys.path:
-    sys.path.insert(1, str(_REPO_ROOT))
+from .paths import setup_path
 
+setup_path()
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "demo.settings")
 
 from django.core.wsgi import get_wsgi_application  # noqa: E402

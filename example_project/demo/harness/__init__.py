@@ -60,12 +60,11 @@ from .servers import (
     demo_server,
     find_executable,
     gunicorn_flags,
-    gunicorn_server,
     http_child,
     mongo_server,
     postgres_server,
     redis_server,
-    uvicorn_server,
+    web_server,
 )
 
 __all__ = [
@@ -88,7 +87,6 @@ __all__ = [
     "find_executable",
     "free_port",
     "gunicorn_flags",
-    "gunicorn_server",
     "http_child",
     "http_status",
     "mongo_server",
@@ -96,7 +94,7 @@ __all__ = [
     "redact_url",
     "redis_server",
     "tcp_answers",
-    "uvicorn_server",
     "wait_for_ping",
     "wait_until",
+    "web_server",
 ]

@@ -9,7 +9,7 @@ import subprocess
 import sys
 from collections.abc import Iterable, Mapping
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from .base import (
     HEALTH_PATH,
@@ -108,39 +108,8 @@ def _probe_url(host: str, port: int) -> str:
     return f"http://{wildcard.get(host, f'[{host}]' if ':' in host else host)}:{port}"
 
 
-def gunicorn_server(
-    app: str,
-    *,
-    log_path: Path | None,
-    env: Mapping[str, str] | None = None,
-    chdir: Path = PROJECT_DIR,
-    host: str = LOOPBACK,
-    port: int | None = None,
-    workers: int = 1,
-    args: Iterable[str] = (),
-    probe_path: str = HEALTH_PATH,
-) -> ChildProcess:
-    """``gunicorn app`` on ``host``:``port``; ready when ``probe_path`` answers at all.
-
-    Any HTTP status counts (a 503 from /health/ means the site is up and MongoDB is
-    not); the caller decides what the status means. Stopped with SIGTERM
-    (graceful: workers finish their requests).
-    """
-    port = port or free_port()
-    bind = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
-    url = _probe_url(host, port)
-    command = [
-        sys.executable, "-m", "gunicorn", app,
-        "--chdir", str(chdir),
-        "--bind", bind,
-        "--workers", str(workers),
-        *gunicorn_flags(),
-        *args,
-    ]  # fmt: skip
-    return http_child("gunicorn", command, url, port, probe_path, log_path=log_path, env=env)
-
-
-def uvicorn_server(
+def web_server(
+    server: Literal["gunicorn", "uvicorn"],
     app: str,
     *,
     log_path: Path | None,
@@ -152,23 +121,28 @@ def uvicorn_server(
     args: Iterable[str] = (),
     probe_path: str = HEALTH_PATH,
 ) -> ChildProcess:
-    """``uvicorn app`` (an ASGI application, ``module:attribute``) on ``host``:``port``.
+    """``gunicorn app`` (WSGI) or ``uvicorn app`` (ASGI, ``module:attribute``) on ``host``:``port``.
 
-    Ready when ``probe_path`` answers at all, as :func:`gunicorn_server`; stopped
-    with SIGTERM (graceful: open requests finish, within 10 s).
+    ``app`` is imported from ``app_dir``. Ready when ``probe_path`` answers at
+    all: any HTTP status counts (a 503 from /health/ means the site is up and
+    MongoDB is not); the caller decides what the status means. Stopped with
+    SIGTERM, gracefully: gunicorn's workers finish their requests, uvicorn's
+    open requests finish within 10 s.
     """
     port = port or free_port()
+    if server == "gunicorn":
+        bind = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+        where = ["--chdir", str(app_dir), "--bind", bind, *gunicorn_flags()]
+    else:
+        where = [
+            "--app-dir", str(app_dir),
+            "--host", host,
+            "--port", str(port),
+            "--timeout-graceful-shutdown", "10",
+        ]  # fmt: skip
+    command = [sys.executable, "-m", server, app, *where, "--workers", str(workers), *args]
     url = _probe_url(host, port)
-    command = [
-        sys.executable, "-m", "uvicorn", app,
-        "--app-dir", str(app_dir),
-        "--host", host,
-        "--port", str(port),
-        "--workers", str(workers),
-        "--timeout-graceful-shutdown", "10",
-        *args,
-    ]  # fmt: skip
-    return http_child("uvicorn", command, url, port, probe_path, log_path=log_path, env=env)
+    return http_child(server, command, url, port, probe_path, log_path=log_path, env=env)
 
 
 def demo_server(

@@ -35,12 +35,11 @@ from demo.harness import (
     STOP_TIMEOUT,
     ChildProcess,
     HarnessError,
-    gunicorn_server,
     http_status,
     mongo_server,
     redact_url,
-    uvicorn_server,
     wait_for_ping,
+    web_server,
 )
 
 REPO_ROOT = PROJECT_DIR.parent
@@ -216,18 +215,14 @@ class Command(BaseCommand):
         server's output goes to our stdout."""
         where = {"host": options["host"], "port": options["port"], "workers": options["workers"]}
         if options["asgi"]:
-            web = uvicorn_server(
-                "demo.asgi:application",
-                log_path=None,
-                env=env,
-                args=[] if options["access_log"] else ["--no-access-log"],
-                **where,
-            )
+            server, app = "uvicorn", "demo.asgi:application"
+            args = [] if options["access_log"] else ["--no-access-log"]
         else:
+            server, app = "gunicorn", "demo.wsgi"
             args = ["--graceful-timeout", "10", "--timeout", "30"]
             if options["access_log"]:
                 args += ["--access-logfile", "-"]
-            web = gunicorn_server("demo.wsgi", log_path=None, env=env, args=args, **where)
+        web = web_server(server, app, log_path=None, env=env, args=args, **where)
         bind = f"{_bracketed(options['host'])}:{web.port}"
         workers = options["workers"]
         self._start(web, timeout, lambda c: f"{c.name} pid {c.pid}, {workers} workers, on {bind}")

@@ -1,0 +1,92 @@
+"""Work over many documents in bounded batches: each batch has its own time limit.
+
+A request's ``MONGO_SESSIONS_TIMEOUT`` bounds one session operation. Removing
+a backlog of expired sessions (``manage.py clearsessions`` on a collection
+without its TTL index) can take minutes: it runs as a loop of batches of
+``MONGO_SESSIONS_BATCH_SIZE`` documents, each bounded by
+``MONGO_SESSIONS_BATCH_TIMEOUT`` seconds, so it always progresses and never
+waits on one call for long.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.core.exceptions import ImproperlyConfigured
+from pymongo import DeleteOne
+
+from .conf import conf
+from .connection import aget_collection, get_collection
+from .operation import mongo_operation
+
+_ID_ONLY = {"_id": True}
+
+
+def batch_settings() -> tuple[int, float]:
+    """Return (documents per batch, seconds per batch), validated.
+
+    :raises ImproperlyConfigured: naming the setting, when one is not a positive
+        integer (size) or a positive number (timeout).
+    """
+    size = conf.MONGO_SESSIONS_BATCH_SIZE
+    if isinstance(size, bool) or not isinstance(size, int) or size < 1:
+        raise ImproperlyConfigured(
+            f"MONGO_SESSIONS_BATCH_SIZE must be a positive integer (documents), not {size!r}."
+        )
+    timeout = conf.MONGO_SESSIONS_BATCH_TIMEOUT
+    if isinstance(timeout, bool) or not isinstance(timeout, int | float) or not timeout > 0:
+        raise ImproperlyConfigured(
+            f"MONGO_SESSIONS_BATCH_TIMEOUT must be a positive number of seconds, not {timeout!r}."
+        )
+    return size, float(timeout)
+
+
+def delete_in_batches(operation: str, query: dict[str, Any]) -> int:
+    """Delete every document matching ``query``, batch by batch; return how many.
+
+    Each batch finds up to ``MONGO_SESSIONS_BATCH_SIZE`` matching ``_id`` values
+    and deletes those that still match ``query`` (a document changed in between
+    is left alone), under ``MONGO_SESSIONS_BATCH_TIMEOUT`` seconds: one ``find``
+    and one ``delete`` command of one statement per document, each found by
+    ``_id``. A deleted document no longer matches, so the loop ends.
+
+    :raises SessionStoreError: (its subclasses included) when a batch fails; the
+        batches before it stay done.
+    :raises ImproperlyConfigured: when a batch setting is invalid.
+    """
+    size, timeout = batch_settings()
+    deleted = 0
+    while True:
+        with mongo_operation(operation, timeout=timeout):
+            collection = get_collection()
+            ids = [d["_id"] for d in collection.find(query, projection=_ID_ONLY, limit=size)]
+            if ids:
+                result = collection.bulk_write(_deletes(ids, query), ordered=False)
+                deleted += result.deleted_count
+        if len(ids) < size:
+            return deleted
+
+
+def _deletes(ids: list[Any], query: dict[str, Any]) -> list[DeleteOne]:
+    # One statement per _id rather than one {"_id": {"$in": ids}}: each is an
+    # index lookup, where some servers scan the collection for an $in.
+    return [DeleteOne({**query, "_id": document_id}) for document_id in ids]
+
+
+async def adelete_in_batches(operation: str, query: dict[str, Any]) -> int:
+    """Delete every document matching ``query``, batch by batch, from async code.
+
+    See ``delete_in_batches``.
+    """
+    size, timeout = batch_settings()
+    deleted = 0
+    while True:
+        with mongo_operation(operation, timeout=timeout):
+            collection = await aget_collection()
+            cursor = collection.find(query, projection=_ID_ONLY, limit=size)
+            ids = [d["_id"] async for d in cursor]
+            if ids:
+                result = await collection.bulk_write(_deletes(ids, query), ordered=False)
+                deleted += result.deleted_count
+        if len(ids) < size:
+            return deleted

@@ -1,0 +1,186 @@
+"""Validation of the mongo_sessions settings, shared by the system checks and the connection.
+
+``settings_problems()`` lists everything wrong, each under a stable check id;
+``checks.py`` reports them all. At run time ``validate_connection_settings()``
+(called before the client is built), ``timeout_seconds()`` and ``ttl_seconds()``
+raise ``ImproperlyConfigured`` for a value that cannot work, naming the setting
+and its check id. No message holds a password: text that comes from pymongo
+goes through ``passwords.scrub_text``. Nothing here does network I/O (a
+``mongodb+srv://`` URL is validated without its DNS lookup).
+
+This module decides which checks apply to the connection style in use and in
+what order ``check`` reports them; each check lives in the module of its
+settings: ``url`` (MONGO_SESSIONS_URL), ``host`` (MONGO_HOST, MONGO_PORT and the
+credentials), ``options`` (MONGO_SESSIONS_CLIENT_OPTIONS), ``names`` (database
+and collection), ``numbers`` (TTL, timeout, auto-index) and ``formats``
+(MONGO_SESSIONS_FORMAT). ``problem`` holds the ``Problem`` type they all return.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from django.core.exceptions import ImproperlyConfigured
+from pymongo.database import Database
+
+from ..conf import conf
+from .formats import DOCUMENT, SIGNED, format_problem, format_problems
+from .host import credentials_problems, host_problems
+from .names import names_problems
+from .numbers import numbers_problems, timeout_problem, ttl_problem
+from .options import client_options_problems
+from .problem import Problem
+from .url import effective_database, url_problems
+
+__all__ = [
+    "DOCUMENT",
+    "SIGNED",
+    "Problem",
+    "session_format",
+    "settings_problems",
+    "timeout_seconds",
+    "ttl_seconds",
+    "validate_connection_settings",
+]
+
+
+def settings_problems() -> list[Problem]:
+    """Return every problem of the settings, in the order `check` reports them.
+
+    MONGO_CLIENT itself is checked by ``checks._check_client``.
+    """
+    problems: list[Problem] = []
+    for check in _CHECKS:
+        problems += check()
+    return problems
+
+
+def validate_connection_settings() -> None:
+    """Raise ImproperlyConfigured for the first setting of the connection that cannot work."""
+    for problem in _connection_problems():
+        if problem.fatal and problem.level == "error":
+            raise ImproperlyConfigured(problem.as_error_text())
+
+
+def timeout_seconds() -> float:
+    """Return MONGO_SESSIONS_TIMEOUT in seconds; raise ImproperlyConfigured if it cannot work."""
+    timeout = conf.MONGO_SESSIONS_TIMEOUT
+    problem = timeout_problem(timeout)
+    if problem is not None:
+        raise ImproperlyConfigured(problem.as_error_text())
+    return float(timeout)
+
+
+def session_format(name: Any, serializer: Any) -> str:
+    """Return the session format ``name``; raise ImproperlyConfigured if it cannot work.
+
+    ``serializer`` is the store's SESSION_SERIALIZER class (E051: the document
+    format needs Django's JSONSerializer).
+    """
+    problem = format_problem(name, serializer)
+    if problem is not None:
+        raise ImproperlyConfigured(problem.as_error_text())
+    return str(name)
+
+
+def ttl_seconds() -> int:
+    """Return MONGO_SESSIONS_TTL in seconds; raise ImproperlyConfigured if it cannot work."""
+    ttl = conf.MONGO_SESSIONS_TTL
+    problem = ttl_problem(ttl)
+    if problem is not None:
+        raise ImproperlyConfigured(problem.as_error_text())
+    return ttl
+
+
+def _connection_problems() -> list[Problem]:
+    """Return the problems of the settings the configured connection style uses."""
+    problems: list[Problem] = []
+    given = conf.MONGO_CLIENT
+    uses_db_name = True
+    if given is None:
+        if conf.MONGO_SESSIONS_URL:
+            problems += url_problems()
+            uses_db_name = effective_database() is None
+        else:
+            problems += host_problems()
+            problems += credentials_problems()
+        problems += client_options_problems()
+    elif isinstance(given, Database):
+        uses_db_name = False
+    problems += [p for p in _names_problems() if uses_db_name or p.id != "mongo_sessions.E007"]
+    problems += numbers_problems()
+    return problems
+
+
+def _contradiction_problems() -> list[Problem]:
+    """Settings the chosen connection style ignores: errors for `check`, not at run time."""
+    problems: list[Problem] = []
+    overridden = conf.MONGO_CLIENT is not None or bool(conf.MONGO_SESSIONS_URL)
+    user, password = conf.MONGO_DB_USER, conf.MONGO_DB_PASSWORD
+    if overridden and (user or password):
+        problems.append(
+            Problem(
+                id="mongo_sessions.E012",
+                setting="MONGO_DB_USER",
+                message="MONGO_DB_USER / MONGO_DB_PASSWORD are set together with MONGO_CLIENT or "
+                "MONGO_SESSIONS_URL, which decide the connection on their own",
+                hint="Put the credentials in the URL or the client, or in "
+                "MONGO_SESSIONS_CLIENT_OPTIONS as username and password.",
+                fatal=False,
+            )
+        )
+    explicit = [name for name in ("MONGO_HOST", "MONGO_PORT") if conf.is_set(name)]
+    if overridden and explicit:
+        problems.append(
+            Problem(
+                id="mongo_sessions.W001",
+                setting=explicit[0],
+                message=f"{' and '.join(explicit)} are ignored because MONGO_CLIENT or "
+                "MONGO_SESSIONS_URL is set",
+                hint="Remove them, or put the address in the client or URL you give.",
+                fatal=False,
+                level="warning",
+            )
+        )
+    if conf.MONGO_CLIENT is not None and conf.MONGO_SESSIONS_CLIENT_OPTIONS:
+        problems.append(
+            Problem(
+                id="mongo_sessions.E011",
+                setting="MONGO_SESSIONS_CLIENT_OPTIONS",
+                message="MONGO_SESSIONS_CLIENT_OPTIONS is set together with MONGO_CLIENT; "
+                "mongo_sessions never changes a client you give it",
+                hint="Pass these options to your own MongoClient instead.",
+                fatal=False,
+            )
+        )
+    return problems
+
+
+def _checked_url_problems() -> list[Problem]:
+    return url_problems() if conf.MONGO_SESSIONS_URL else []
+
+
+def _checked_host_problems() -> list[Problem]:
+    """MONGO_HOST/MONGO_PORT and the credentials, as `check` reports them (any style)."""
+    problems = host_problems() + credentials_problems()
+    if conf.MONGO_CLIENT is not None or conf.MONGO_SESSIONS_URL:
+        # The host style is not in use: only report what is wrong in itself.
+        problems = [p for p in problems if p.id != "mongo_sessions.E006"]
+    return problems
+
+
+def _names_problems() -> list[Problem]:
+    return names_problems(effective_database())
+
+
+# The order in which `check` reports (MONGO_CLIENT's own checks come first, in checks.py).
+_CHECKS: list[Callable[[], list[Problem]]] = [
+    _checked_url_problems,
+    _checked_host_problems,
+    _contradiction_problems,
+    _names_problems,
+    numbers_problems,
+    client_options_problems,
+    format_problems,
+]
