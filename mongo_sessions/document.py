@@ -62,9 +62,8 @@ class NotStorable(ValueError):
 
 
 def _escaped(key: str) -> str:
-    """Return ``key`` as it is stored (escaped only when MongoDB cannot take it as it is)."""
-    if key and key[0] not in "$%" and "." not in key and "\x00" not in key:
-        return key
+    """Return ``key`` as it is stored: one MongoDB cannot take as it is (see the module's
+    docstring) escaped."""
     return "%" + _TO_ESCAPE.sub(lambda match: _ESCAPES[match.group()], key)
 
 
@@ -108,6 +107,7 @@ def _check_text(text: str) -> None:
             ) from None
 
 
+_OUT_OF_RANGE = f"an integer outside MongoDB's 64-bit range ({INT64_MIN} to {INT64_MAX})"
 _TOO_DEEP = (
     f"the data is nested more than {MAX_DEPTH} levels deep, deeper than MongoDB stores "
     "documents (100 levels, the session's own included)"
@@ -137,16 +137,33 @@ class _Walk:
     def mapping(self, value: dict[Any, Any], depth: int) -> dict[str, Any]:
         marker = self.enter(value, depth)
         stored: dict[str, Any] = {}
+        bound = 0
         for key, item in value.items():
             try:
                 if type(key) is not str:
                     key = _json_key(key)
-                _check_text(key)
-                self.bound += 4 * len(key) + 16
-                stored[_escaped(key)] = self.value(item, depth)
+                if not key.isascii():
+                    _check_text(key)
+                bound += 4 * len(key) + 16
+                name = key
+                if not key or key[0] in "$%" or "." in key or "\x00" in key:
+                    name = _escaped(key)
+                # The common values here, without a call; containers and the rest below.
+                kind = type(item)
+                if kind is str:
+                    if not item.isascii():
+                        _check_text(item)
+                    bound += 4 * len(item)
+                elif kind is int:
+                    if not INT64_MIN <= item <= INT64_MAX:
+                        raise NotStorable(_OUT_OF_RANGE)
+                elif not (kind is bool or kind is float or kind is _NONE_TYPE):
+                    item = self.value(item, depth)
+                stored[name] = item
             except NotStorable as e:
                 e.path.insert(0, key)
                 raise
+        self.bound += bound
         self.containers.discard(marker)
         return stored
 
@@ -174,9 +191,7 @@ class _Walk:
             return value
         if kind is int:
             if not INT64_MIN <= value <= INT64_MAX:
-                raise NotStorable(
-                    f"an integer outside MongoDB's 64-bit range ({INT64_MIN} to {INT64_MAX})"
-                )
+                raise NotStorable(_OUT_OF_RANGE)
             return value
         if kind is bool or kind is float or kind is _NONE_TYPE:
             return value

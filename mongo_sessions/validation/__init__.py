@@ -33,6 +33,8 @@ from .options import client_options_problems
 from .problem import Problem
 from .url import effective_database, url_problems
 
+_INFINITY = float("inf")
+
 __all__ = [
     "DOCUMENT",
     "SIGNED",
@@ -66,6 +68,8 @@ def validate_connection_settings() -> None:
 def timeout_seconds() -> float:
     """Return MONGO_SESSIONS_TIMEOUT in seconds; raise ImproperlyConfigured if it cannot work."""
     timeout = conf.MONGO_SESSIONS_TIMEOUT
+    if type(timeout) is float and 0 < timeout < _INFINITY:
+        return timeout  # every session operation asks: the common case without a call
     problem = timeout_problem(timeout)
     if problem is not None:
         raise ImproperlyConfigured(problem.as_error_text())
