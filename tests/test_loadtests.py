@@ -114,40 +114,62 @@ def test_ops_counts_commands_and_falls_back_without_redis_and_postgres(
     tmp_path: Path, mongo_url: str
 ) -> None:
     out = tmp_path / "ops"
-    proc = _run(
-        ["ops", "--iterations", "20", "--warmup", "5", "--output", str(out)],
-        _env(MONGO_SESSIONS_URL=mongo_url),
-        timeout=180,
-    )
+    args = ["ops", "--iterations", "20", "--warmup", "5", "--runs", "2", "--import-runs", "1"]
+    proc = _run([*args, "--output", str(out)], _env(MONGO_SESSIONS_URL=mongo_url), timeout=300)
     assert "REDIS_URL is not set" in proc.stdout
     assert "DATABASE_URL is not set" in proc.stdout
 
     data = json.loads((out / "ops.json").read_text())
-    assert set(data["engines"]) == {"mongo_sessions", "cache", "db"}
+    ours = ("mongo_sessions", "mongo_sessions_document")
+    assert {*ours, "cache", "db"} <= set(data["engines"])
+    assert data["engines"]["mongo_sessions"]["label"] == "mongo_sessions (signed)"
+    assert data["engines"]["mongo_sessions_document"]["label"] == "mongo_sessions (document)"
     assert data["engines"]["cache"]["label"] == "cache (locmem)"
     assert data["engines"]["db"]["label"] == "db (SQLite)"
-    mongo = {name: data["operations"][name]["mongo_sessions"]["commands"] for name in OPERATIONS}
-    assert mongo == {
-        "create": ["insert"],
-        "load": ["find"],
-        "load-modify-save": ["find", "update"],
-        "cycle_key": ["insert"],  # the old document goes at the next save
-        "delete": ["delete"],
-        "load unknown key": ["find"],
-    }
+    assert data["runs"] == 2
+    for engine in ours:
+        commands = {name: data["operations"][name][engine]["commands"] for name in OPERATIONS}
+        assert commands == {
+            "create": ["insert"],
+            "load": ["find"],
+            "load-modify-save": ["find", "update"],
+            "cycle_key": ["insert"],  # the old document goes at the next save
+            "delete": ["delete"],
+            "load unknown key": ["find"],
+        }
     for name in OPERATIONS:
-        for engine in ("mongo_sessions", "cache", "db"):
-            assert data["operations"][name][engine]["cpu_us_median"] > 0
+        for engine in data["engines"]:
+            measured = data["operations"][name][engine]
+            assert measured["cpu_us_median"] > 0
+            assert len(measured["cpu_us_run_medians"]) == 2  # one median per run
+        # Each of ours against each of Django's, within each run.
+        ratios = data["cpu_ratios"][name]
+        assert {*ratios} >= {f"{m}/{o}" for m in ours for o in ("cache", "db")}
+        assert all(len(r["runs"]) == 2 and r["median"] > 0 for r in ratios.values())
+    for engine, described in data["engines"].items():
+        assert described["bytes"] > 0, engine
+    assert {"mongo_sessions", "cache"} == set(data["imports_ms"])
+    for name in ("Django", "pymongo", "redis-py"):
+        assert name in data["versions"]
+
+    for run in (1, 2):  # every timed sample of each run, for whoever wants more
+        samples = json.loads((out / f"run-{run}.json").read_text())
+        assert len(samples["operations"]["load"]["mongo_sessions"]["cpu_us"]) == 20
+    assert (out / "ops.png").read_bytes().startswith(PNG_SIGNATURE)
 
     text = (out / "ops.md").read_text()
     for heading in (
         "## Commands to the store per call",
         "## Median client CPU per call",
+        "## Client CPU of mongo_sessions ÷ Django's engines, in the same rounds",
         "## Full request cycle (load, modify, save)",
+        "## Bytes stored per session",
+        "## Import cost (python -X importtime)",
     ):
         assert heading in text and heading in proc.stdout
     for name in OPERATIONS:
         assert f"| {name} " in text
+    assert "=== run 2 of 2 ===" in proc.stdout
 
 
 SERVERS_INSTALLED = shutil.which("redis-server") is not None and (

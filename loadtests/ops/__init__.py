@@ -1,7 +1,8 @@
 """``python -m loadtests ops``: what each session operation costs, engine by engine.
 
 For create, load, load-modify-save (a full request cycle), cycle_key, delete
-and load of an unknown key it measures mongo_sessions next to Django's cache
+and load of an unknown key it measures mongo_sessions, in each of its formats
+(signed, the default, and document), next to Django's cache
 engine (on Redis when REDIS_URL is set, else local memory), Django's database
 engine (on PostgreSQL when DATABASE_URL is set, else SQLite) and, where Django
 6.1 and django-mongodb-backend are installed, Django's database engine on that
@@ -17,7 +18,9 @@ backend against the same MongoDB server:
   operation on every engine once, in an order shuffled for each round; and
   the ratio of mongo_sessions to each of Django's engines, from the same rounds;
 * the median wall time per call, which includes the store's own time;
-* the bytes one session takes in each store.
+* the bytes one session takes in each store;
+* what importing mongo_sessions costs a site next to Django's cache engine on
+  Redis (``python -X importtime`` in fresh interpreters, ``imports``).
 
 Each run (``--runs N``, default 1) is a process of its own
 (``loadtests.ops.single``) against a fresh MongoDB server: an embedded
@@ -28,7 +31,8 @@ throwaway Redis and PostgreSQL for the whole command.
 
 Modules: ``engines`` (each engine and how to count what it sends),
 ``measure`` (the operations, as data, and the counting and timing),
-``single`` (one run), ``render`` (the Markdown, JSON and chart).
+``single`` (one run), ``imports`` (import cost), ``render`` (the Markdown, JSON
+and chart).
 """
 
 from __future__ import annotations
@@ -47,6 +51,7 @@ from demo.harness import ChildProcess
 
 from ..results import REPO_ROOT, new_results_folder
 from ..stores import add_start_argument, mongo_for_run, started_stores
+from .imports import measure_imports
 from .render import draw_chart, render, to_json
 
 #: Flags of the embedded SecantusDB of each run.
@@ -72,6 +77,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         type=float,
         help="seconds one run may take before it is stopped (default: from the rounds)",
     )
+    parser.add_argument(
+        "--import-runs",
+        type=int,
+        default=9,
+        help="fresh interpreters per engine to measure import cost with -X importtime (0: skip)",
+    )
     add_start_argument(parser)
     parser.add_argument("--output", help="results folder (default: loadtests/results/<ts>-ops/)")
 
@@ -94,9 +105,15 @@ def main(args: argparse.Namespace) -> int:
                 runs.append(_one_run(n, seed + n, args, folder, tmp / f"mongo-{n}"))
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
-    text = render(runs, args, seed, notes)
+    imports = None
+    if args.import_runs > 0:
+        print(
+            f"\nMeasuring import cost ({args.import_runs} interpreters per engine)...", flush=True
+        )
+        imports = measure_imports(args.import_runs)
+    text = render(runs, args, seed, notes, imports)
     (folder / "ops.md").write_text(text)
-    (folder / "ops.json").write_text(json.dumps(to_json(runs, args, seed), indent=2))
+    (folder / "ops.json").write_text(json.dumps(to_json(runs, args, seed, imports), indent=2))
     draw_chart(runs, folder / "ops.png")
     print()
     print(text)

@@ -204,6 +204,8 @@ def time_rounds(
     }
     gc.collect()
     for i in range(warmup + iterations):
+        if i and i % 100 == 0:
+            print(f"  round {i} of {warmup + iterations}", flush=True)
         rng.shuffle(pairs)
         for operation, target in pairs:
             arg = operation.prepare(target)

@@ -19,6 +19,7 @@ from typing import Any
 from ..report import _matplotlib, markdown_table
 from ..results import git_revision, machine
 from .engines import OURS
+from .imports import ImportCost
 from .measure import FULL_CYCLE, OPERATIONS
 
 Run = dict[str, Any]
@@ -108,8 +109,14 @@ def ratio_cell(values: Sequence[float]) -> str:
 # --- Markdown --------------------------------------------------------------------------
 
 
-def render(runs: Sequence[Run], args: argparse.Namespace, seed: int, notes: list[str]) -> str:
-    """The whole report: setup, commands, client CPU and its ratios, wall time, bytes."""
+def render(
+    runs: Sequence[Run],
+    args: argparse.Namespace,
+    seed: int,
+    notes: list[str],
+    imports: dict[str, ImportCost] | None = None,
+) -> str:
+    """The whole report: setup, commands, client CPU and its ratios, wall time, bytes, imports."""
     lines = [
         *_header(runs, args, seed, notes),
         "## Commands to the store per call",
@@ -145,10 +152,34 @@ def render(runs: Sequence[Run], args: argparse.Namespace, seed: int, notes: list
         "",
         _bytes_table(runs),
         "",
+        *_imports_section(imports),
         "Chart of the client CPU per operation and engine: ops.png.",
         "",
     ]
     return "\n".join(lines)
+
+
+def _imports_section(imports: dict[str, ImportCost] | None) -> list[str]:
+    if not imports:
+        return []
+    names = {"mongo_sessions": "mongo_sessions", "cache": "Django's cache engine on Redis"}
+    runs = len(next(iter(imports.values())).runs_ms)
+    lines = [
+        "## Import cost (python -X importtime)",
+        "",
+        "What each engine adds to the imports of a site (contenttypes, auth, sessions and "
+        "django.http loaded): mongo_sessions in INSTALLED_APPS plus "
+        "``import mongo_sessions.session``; the cache engine plus Django's Redis backend and "
+        f"redis-py. Median over {runs} fresh interpreters per engine, taking turns "
+        "(lowest-highest); the costliest modules of each, by their own time.",
+        "",
+    ]
+    for key, cost in imports.items():
+        top = ", ".join(f"{module} {ms:.1f}" for module, ms in cost.top_modules[:5])
+        lines.append(
+            f"- {names.get(key, key)}: {spread(cost.runs_ms, ' ms', 1)}; costliest (ms): {top}"
+        )
+    return [*lines, ""]
 
 
 def _header(
@@ -254,10 +285,19 @@ def _bytes_table(runs: Sequence[Run]) -> str:
 # --- JSON and chart ----------------------------------------------------------------------
 
 
-def to_json(runs: Sequence[Run], args: argparse.Namespace, seed: int) -> dict[str, Any]:
+def to_json(
+    runs: Sequence[Run],
+    args: argparse.Namespace,
+    seed: int,
+    imports: dict[str, ImportCost] | None = None,
+) -> dict[str, Any]:
     """Everything measured, for scripts: per operation and engine, per run and overall."""
     keys = [key for key, _ in engines(runs)]
     return {
+        "imports_ms": {
+            key: {"median": cost.median_ms, "runs": cost.runs_ms, "top_modules": cost.top_modules}
+            for key, cost in (imports or {}).items()
+        },
         "runs": len(runs),
         "iterations": args.iterations,
         "warmup": args.warmup,

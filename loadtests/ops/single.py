@@ -53,9 +53,22 @@ def build_engines(mongo_url: str, embedded: bool, with_mongodb_backend: bool) ->
     """The engines of this run, mongo_sessions' first, Django's after."""
     from mongo_sessions.session import SessionStore
 
+    class DocumentSessionStore(SessionStore):
+        """The package's store writing the document format (MONGO_SESSIONS_FORMAT)."""
+
+        session_format = "document"
+
     server = describe_mongo(mongo_url, embedded)
+    listener = CommandCounter()  # one client for both formats: counted one engine at a time
     engines = [
-        mongo_engine(CommandCounter(), server, "mongo_sessions", "mongo_sessions", SessionStore),
+        mongo_engine(listener, server, "mongo_sessions", "mongo_sessions (signed)", SessionStore),
+        mongo_engine(
+            listener,
+            server,
+            "mongo_sessions_document",
+            "mongo_sessions (document)",
+            DocumentSessionStore,
+        ),
         cache_engine(os.environ.get("REDIS_URL")),
         db_engine(os.environ.get("DATABASE_URL")),
     ]
