@@ -18,11 +18,15 @@ DRIVER_COMMANDS = frozenset(
         "getLastError",
     }
 )
+# The automatic index creation's commands: it runs in a background thread, at a
+# time of its own, never as part of a session operation.
+HOUSEKEEPING_COMMANDS = frozenset({"listCollections", "createIndexes"})
+_NOT_COUNTED = DRIVER_COMMANDS | HOUSEKEEPING_COMMANDS
 WRITE_COMMANDS = frozenset({"insert", "update", "delete", "findAndModify"})
 
 
 class CommandCounter(monitoring.CommandListener):
-    """Record the name of each command a client sends, leaving out the driver's own.
+    """Record the name of each command a client sends, but the driver's and the housekeeping's.
 
     Give it to the package's clients with
     ``MONGO_SESSIONS_CLIENT_OPTIONS = {"event_listeners": [counter]}``.
@@ -32,7 +36,7 @@ class CommandCounter(monitoring.CommandListener):
         self.commands: list[str] = []
 
     def started(self, event: monitoring.CommandStartedEvent) -> None:
-        if event.command_name not in DRIVER_COMMANDS:
+        if event.command_name not in _NOT_COUNTED:
             self.commands.append(event.command_name)
 
     def succeeded(self, event: monitoring.CommandSucceededEvent) -> None:
