@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import os
 import threading
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import timezone
@@ -371,7 +372,8 @@ async def aget_collection() -> AsyncCollection[dict[str, Any]]:
     """
     state = _state
     clients = state.loop_clients()
-    busy_until = operation_deadline()
+    # Until the operation's bound has passed, the loop's client is in use.
+    busy_until = operation_deadline() or time.monotonic() + conf.MONGO_SESSIONS_TIMEOUT
     collection = clients.get(busy_until)
     if collection is None:
         collection = await clients.create(busy_until)

@@ -135,13 +135,13 @@ class AutoIndex:
         wait (the next one keeps its backoff). Return ``done``. For tests and
         start-up scripts; requests never wait.
         """
-        deadline = monotonic() + timeout
+        deadline = time.monotonic() + timeout
         while True:
             self.start(collection)
-            self._idle.wait(max(0.0, deadline - monotonic()))
-            if self.done or not self._no_collection or monotonic() >= deadline:
+            self._idle.wait(max(0.0, deadline - time.monotonic()))
+            if self.done or not self._no_collection or time.monotonic() >= deadline:
                 return self.done
-            time.sleep(max(0.0, min(self._next_attempt, deadline) - monotonic()))
+            time.sleep(min(AUTO_INDEX_COLLECTION_RECHECK, max(0.0, deadline - time.monotonic())))
 
     def _attempt(self, collection: Collection[Any]) -> None:
         """Run one attempt and record its outcome (in the daemon thread)."""

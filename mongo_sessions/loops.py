@@ -21,10 +21,10 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import threading
-import time
 from collections import OrderedDict
 from collections.abc import AsyncGenerator, Callable
 from dataclasses import dataclass, field
+from time import monotonic
 from typing import Any
 
 import pymongo
@@ -130,8 +130,8 @@ class LoopClients:
                 evicted = []
             else:
                 # No await since get(): no other task of this loop added an entry.
-                self._entries[id(loop)] = entry
                 evicted = self._evict_idle()
+                self._entries[id(loop)] = entry
         closer = self._close_with_loop(entry)
         entry.closer = closer
         # The first iteration registers the generator with the loop (its
@@ -240,8 +240,11 @@ class LoopClients:
             self._drop(entry)
 
     def _evict_idle(self) -> list[_Entry]:
-        """Retire the least recently used idle entries beyond the limit (lock held)."""
-        now = time.monotonic()
+        """Retire the least recently used idle entries beyond the limit (lock held).
+
+        Called before the new entry is added: a new client is never evicted.
+        """
+        now = monotonic()
         idle = [e for e in self._entries.values() if e.busy_until < now]
         evicted = idle[: max(0, len(idle) - self._idle_limit)]
         for entry in evicted:
