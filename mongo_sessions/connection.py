@@ -139,7 +139,8 @@ def resolve_async_client_factory(given: Any) -> AsyncClientFactory | None:
             ) from e
     if not callable(resolved) or isinstance(resolved, AsyncMongoClient):
         raise ClientSettingError(
-            f"MONGO_SESSIONS_ASYNC_CLIENT is a {type(resolved).__name__}, not a function.",
+            "MONGO_SESSIONS_ASYNC_CLIENT must be a function (or its dotted path), not "
+            f"{type(resolved).__name__}.",
             hint="Give a function (or its dotted path) that returns a new "
             "pymongo.AsyncMongoClient: an AsyncMongoClient serves one event loop only, "
             "so the package builds one per loop.",
@@ -179,7 +180,8 @@ def resolve_target() -> Target:
         arguments = {"host": conf.MONGO_HOST, "port": conf.MONGO_PORT}
         if conf.MONGO_DB_USER and conf.MONGO_DB_PASSWORD:
             # As the package this replaces did: the user is defined in MONGO_DB_NAME.
-            setting, secret = "MONGO_DB_USER/MONGO_DB_PASSWORD", str(conf.MONGO_DB_PASSWORD)
+            setting = "MONGO_HOST/MONGO_PORT/MONGO_DB_USER/MONGO_DB_PASSWORD"
+            secret = str(conf.MONGO_DB_PASSWORD)
             arguments.update(
                 username=conf.MONGO_DB_USER,
                 password=conf.MONGO_DB_PASSWORD,
