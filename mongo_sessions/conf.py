@@ -23,6 +23,10 @@ class Settings:
         return getattr(settings, "MONGO_CLIENT", None)
 
     @property
+    def MONGO_SESSIONS_ASYNC_CLIENT(self) -> Any:
+        return getattr(settings, "MONGO_SESSIONS_ASYNC_CLIENT", None)
+
+    @property
     def MONGO_SESSIONS_URL(self) -> str | None:
         return getattr(settings, "MONGO_SESSIONS_URL", None)
 
@@ -105,6 +109,7 @@ conf = Settings()
 CONNECTION_SETTINGS = frozenset(
     {
         "MONGO_CLIENT",
+        "MONGO_SESSIONS_ASYNC_CLIENT",
         "MONGO_SESSIONS_URL",
         "MONGO_DB_NAME",
         "MONGO_SESSIONS_COLLECTION",
