@@ -14,9 +14,6 @@ from django.apps import AppConfig
 from django.conf import settings
 from django.core.checks import ERROR, CheckMessage, Error, Warning
 from django.core.exceptions import ImproperlyConfigured
-from django.utils.module_loading import import_string
-from pymongo import MongoClient
-from pymongo.database import Database
 from pymongo.errors import ConfigurationError, OperationFailure
 
 from .conf import conf
@@ -45,10 +42,23 @@ def _message(problem: Problem) -> CheckMessage:
 
 
 def _check_client() -> list[CheckMessage]:
+    # The connection's own resolver: check and run time accept the same values.
+    from .connection import ClientSettingError, resolve_async_client_factory, resolve_mongo_client
+
     given = conf.MONGO_CLIENT
-    if given is None:
-        return []
+    async_factory = conf.MONGO_SESSIONS_ASYNC_CLIENT
     messages: list[CheckMessage] = []
+    if given is None:
+        if async_factory is not None:
+            messages.append(
+                Warning(
+                    "MONGO_SESSIONS_ASYNC_CLIENT is set without MONGO_CLIENT: it is ignored.",
+                    hint="The async clients are built from MONGO_SESSIONS_URL or the host "
+                    "settings; set MONGO_SESSIONS_ASYNC_CLIENT only with MONGO_CLIENT.",
+                    id="mongo_sessions.W003",
+                )
+            )
+        return messages
     if conf.MONGO_SESSIONS_URL:
         messages.append(
             Error(
@@ -58,38 +68,14 @@ def _check_client() -> list[CheckMessage]:
                 id="mongo_sessions.E003",
             )
         )
-    if isinstance(given, str):
+    for resolve, value in (
+        (resolve_mongo_client, given),
+        (resolve_async_client_factory, async_factory),
+    ):
         try:
-            resolved = import_string(given)
-        except ImportError as e:
-            return [
-                *messages,
-                Error(
-                    f"MONGO_CLIENT {given!r} cannot be imported: {e}",
-                    hint="Give the dotted path of a module attribute holding a "
-                    "pymongo.MongoClient or pymongo.database.Database.",
-                    id="mongo_sessions.E002",
-                ),
-            ]
-        if not isinstance(resolved, MongoClient | Database):
-            messages.append(
-                Error(
-                    f"MONGO_CLIENT {given!r} points to a {type(resolved).__name__}, not a "
-                    "pymongo.MongoClient or pymongo.database.Database.",
-                    hint="Point MONGO_CLIENT at the client or database object itself.",
-                    id="mongo_sessions.E002",
-                )
-            )
-    elif not isinstance(given, MongoClient | Database):
-        messages.append(
-            Error(
-                f"MONGO_CLIENT is a {type(given).__name__}.",
-                hint="Use a pymongo.MongoClient, a pymongo.database.Database, or a dotted path "
-                "to one of them (an AsyncMongoClient is not accepted: the async twin is "
-                "derived from the sync client).",
-                id="mongo_sessions.E001",
-            )
-        )
+            resolve(value)
+        except ClientSettingError as e:
+            messages.append(Error(e.message, hint=e.hint, id=e.check_id))
     return messages
 
 

@@ -21,6 +21,7 @@ DEFAULT_CLIENT_OPTIONS: dict[str, Any] = {
 # SESSION_COOKIE_AGE, read when it is needed).
 DEFAULTS: dict[str, Any] = {
     "MONGO_CLIENT": None,
+    "MONGO_SESSIONS_ASYNC_CLIENT": None,
     "MONGO_SESSIONS_URL": None,
     "MONGO_DB_NAME": "test",
     "MONGO_SESSIONS_COLLECTION": "mongo_sessions",
@@ -66,6 +67,7 @@ class Settings:
     """
 
     MONGO_CLIENT: Any
+    MONGO_SESSIONS_ASYNC_CLIENT: Any
     MONGO_SESSIONS_URL: str | None
     MONGO_DB_NAME: str
     MONGO_SESSIONS_COLLECTION: str
@@ -129,6 +131,7 @@ def _on_setting_changed(*, setting: str, **kwargs: Any) -> None:
 CONNECTION_SETTINGS = frozenset(
     {
         "MONGO_CLIENT",
+        "MONGO_SESSIONS_ASYNC_CLIENT",
         "MONGO_SESSIONS_URL",
         "MONGO_DB_NAME",
         "MONGO_SESSIONS_COLLECTION",

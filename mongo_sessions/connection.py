@@ -1,34 +1,49 @@
-"""The per-process MongoDB client, database and sessions collection."""
+"""The per-process MongoDB client, database and sessions collection.
+
+Everything held for one configuration lives in one ``_State``: the target
+resolved from the settings (the sync client, database and collection names),
+the sync collection, the async clients (one per event loop, see ``loops.py``)
+and the automatic index creation. ``reset()``, a change of a connection setting
+and a fork replace that object as a whole.
+"""
 
 from __future__ import annotations
 
-import asyncio
 import os
 import threading
-import weakref
+import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import timezone
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from bson.codec_options import CodecOptions
 from django.core.exceptions import ImproperlyConfigured
 from django.core.signals import setting_changed
 from django.dispatch import receiver
 from django.utils.module_loading import import_string
-from pymongo import MongoClient
+from django.views.decorators.debug import sensitive_variables
+from pymongo import AsyncMongoClient, MongoClient
+from pymongo.asynchronous.collection import AsyncCollection
 from pymongo.collection import Collection
 from pymongo.database import Database
+from pymongo.errors import PyMongoError
 
-from . import indexes, validation
+from . import validation
 from .conf import CONNECTION_SETTINGS, DEFAULT_CLIENT_OPTIONS, conf
-from .operation import mongo_operation
-
-if TYPE_CHECKING:
-    # The async driver is imported by aget_collection(), on first use of the async API.
-    from pymongo.asynchronous.collection import AsyncCollection
+from .indexes import AutoIndex
+from .loops import LoopClients
+from .operation import mongo_operation, operation_deadline
 
 # Datetimes come back aware and in UTC whatever the client's own codec options.
 CODEC_OPTIONS: CodecOptions[dict[str, Any]] = CodecOptions(tz_aware=True, tzinfo=timezone.utc)
+
+# Event loops with no session operation in flight whose async client is kept
+# (an ASGI server has one loop; a loop ended by asyncio.run or async_to_sync
+# closes its client itself). Beyond this, the least recently used is closed.
+IDLE_LOOP_CLIENTS = 4
+
+AsyncClientFactory = Callable[[], AsyncMongoClient[dict[str, Any]]]
 
 
 @dataclass(frozen=True)
@@ -40,8 +55,8 @@ class Target:
     owns_client: bool
     database_name: str
     collection_name: str
-    # Keyword arguments that build an AsyncMongoClient to the same deployment.
-    async_client_kwargs: dict[str, Any]
+    # Builds a new AsyncMongoClient to the same deployment, for one event loop.
+    async_client_factory: AsyncClientFactory
 
     @property
     def collection(self) -> Collection[dict[str, Any]]:
@@ -50,30 +65,102 @@ class Target:
         )
 
 
-_lock = threading.Lock()
-_target: Target | None = None
-_sync_collection: Collection[dict[str, Any]] | None = None
-# Per event loop: the collection of its AsyncMongoClient, and once its indexes are
-# ensured, the same collection in _async_ready (the fast path).
-_async_collections: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, AsyncCollection[Any]] = (
-    weakref.WeakKeyDictionary()
-)
-_async_ready: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, AsyncCollection[Any]] = (
-    weakref.WeakKeyDictionary()
-)
-# Collections (by full name) whose indexes this process has already ensured.
-_indexed: set[str] = set()
+class ClientSettingError(ImproperlyConfigured):
+    """Raise when MONGO_CLIENT or MONGO_SESSIONS_ASYNC_CLIENT cannot be used.
+
+    ``message`` and ``hint`` are what ``manage.py check`` reports under
+    ``check_id``; the exception's text is both.
+    """
+
+    def __init__(self, message: str, *, hint: str, check_id: str) -> None:
+        self.message = message
+        self.hint = hint
+        self.check_id = check_id
+        super().__init__(f"{message} {hint}")
 
 
-def _client_options(extra: dict[str, Any] | None = None) -> dict[str, Any]:
-    options = {**DEFAULT_CLIENT_OPTIONS, **conf.MONGO_SESSIONS_CLIENT_OPTIONS}
-    if extra:
-        options.update(extra)
-    return options
+def resolve_mongo_client(given: Any) -> tuple[MongoClient[dict[str, Any]], str | None, str]:
+    """Return ``(client, database name or None, style)`` for a ``MONGO_CLIENT`` value.
+
+    ``given`` is a ``MongoClient``, a ``Database`` or a dotted path to one
+    (imported here). The database name is None for a client (``MONGO_DB_NAME``
+    applies). Shared by the connection and ``manage.py check``. Raises
+    ``ClientSettingError`` (check ids E001, E002).
+    """
+    style_suffix = ""
+    resolved = given
+    if isinstance(given, str):
+        try:
+            resolved = import_string(given)
+        except ImportError as e:
+            raise ClientSettingError(
+                f"MONGO_CLIENT {given!r} cannot be imported: {e}",
+                hint="Give the dotted path of a module attribute holding a "
+                "pymongo.MongoClient or pymongo.database.Database.",
+                check_id="mongo_sessions.E002",
+            ) from e
+        style_suffix = "-path"
+    if isinstance(resolved, Database):
+        return resolved.client, resolved.name, "database" + style_suffix
+    if isinstance(resolved, MongoClient):
+        return resolved, None, "client" + style_suffix
+    if style_suffix:
+        raise ClientSettingError(
+            f"MONGO_CLIENT {given!r} points to a {type(resolved).__name__}, not a "
+            "pymongo.MongoClient or pymongo.database.Database.",
+            hint="Point MONGO_CLIENT at the client or database object itself.",
+            check_id="mongo_sessions.E002",
+        )
+    raise ClientSettingError(
+        f"MONGO_CLIENT is a {type(given).__name__}.",
+        hint="Use a pymongo.MongoClient, a pymongo.database.Database, or a dotted path to one "
+        "of them (for the async methods, set MONGO_SESSIONS_ASYNC_CLIENT as well).",
+        check_id="mongo_sessions.E001",
+    )
 
 
-def _resolve() -> Target:
-    """Build the target from the settings, following the documented precedence."""
+def resolve_async_client_factory(given: Any) -> AsyncClientFactory | None:
+    """Return the callable a ``MONGO_SESSIONS_ASYNC_CLIENT`` value names, or None if unset.
+
+    ``given`` is a callable taking no argument or a dotted path to one.
+    Raises ``ClientSettingError`` (check id E020).
+    """
+    if given is None:
+        return None
+    resolved = given
+    if isinstance(given, str):
+        try:
+            resolved = import_string(given)
+        except ImportError as e:
+            raise ClientSettingError(
+                f"MONGO_SESSIONS_ASYNC_CLIENT {given!r} cannot be imported: {e}",
+                hint="Give the dotted path of a function that returns a new "
+                "pymongo.AsyncMongoClient.",
+                check_id="mongo_sessions.E020",
+            ) from e
+    if not callable(resolved) or isinstance(resolved, AsyncMongoClient):
+        raise ClientSettingError(
+            "MONGO_SESSIONS_ASYNC_CLIENT must be a function (or its dotted path), not "
+            f"{type(resolved).__name__}.",
+            hint="Give a function (or its dotted path) that returns a new "
+            "pymongo.AsyncMongoClient: an AsyncMongoClient serves one event loop only, "
+            "so the package builds one per loop.",
+            check_id="mongo_sessions.E020",
+        )
+    factory: AsyncClientFactory = resolved
+    return factory
+
+
+@sensitive_variables()
+def resolve_target() -> Target:
+    """Build the target from the settings, following the documented precedence.
+
+    ``MONGO_SESSIONS_DATABASE_ALIAS`` wins, then ``MONGO_CLIENT``, then
+    ``MONGO_SESSIONS_URL``, then the host settings.
+    No network I/O: the clients the package creates connect on first use (so a
+    ``mongodb+srv://`` name is looked up then). Raises ``ImproperlyConfigured``
+    naming the setting at fault, without any password.
+    """
     validation.validate_connection_settings()
     collection_name = conf.MONGO_SESSIONS_COLLECTION
     if conf.MONGO_SESSIONS_DATABASE_ALIAS is not None:
@@ -81,137 +168,262 @@ def _resolve() -> Target:
         from .database_alias import STYLE, resolve
 
         alias = resolve(conf.MONGO_SESSIONS_DATABASE_ALIAS)
+        async_kwargs = alias.async_client_kwargs
         return Target(
             style=STYLE,
             client=alias.client,
             owns_client=False,  # django-mongodb-backend's: never closed here
             database_name=alias.database_name,
             collection_name=collection_name,
-            async_client_kwargs=alias.async_client_kwargs,
+            async_client_factory=lambda: AsyncMongoClient(**async_kwargs),
         )
-    given = conf.MONGO_CLIENT
-    if given is not None:
-        style_suffix = ""
-        if isinstance(given, str):
-            try:
-                given = import_string(given)
-            except ImportError as e:
-                raise ImproperlyConfigured(
-                    f"MONGO_CLIENT {conf.MONGO_CLIENT!r} cannot be imported: {e}"
-                ) from e
-            style_suffix = "-path"
-        if isinstance(given, Database):
-            client, database_name, style = given.client, given.name, "database"
-        elif isinstance(given, MongoClient):
-            client, database_name, style = given, conf.MONGO_DB_NAME, "client"
-        else:
-            raise ImproperlyConfigured(
-                "MONGO_CLIENT must be a pymongo.MongoClient, a pymongo.database.Database "
-                f"or a dotted path to one, not {type(given).__name__}."
-            )
-        # The async twin reaches the same deployment with the user's own options.
-        init_kwargs = dict(getattr(client, "_init_kwargs", {}))
-        init_kwargs.pop("connect", None)
+    if conf.MONGO_CLIENT is not None:
+        client, database_name, style = resolve_mongo_client(conf.MONGO_CLIENT)
         return Target(
-            style=style + style_suffix,
+            style=style,
             client=client,
             owns_client=False,
-            database_name=database_name,
+            database_name=database_name or conf.MONGO_DB_NAME,
             collection_name=collection_name,
-            async_client_kwargs=init_kwargs,
+            async_client_factory=_user_async_factory(conf.MONGO_SESSIONS_ASYNC_CLIENT),
         )
+    extra = conf.MONGO_SESSIONS_CLIENT_OPTIONS
     url = conf.MONGO_SESSIONS_URL
     if url:
-        options = _client_options()
-        client = MongoClient(url, **options)
-        database = client.get_default_database(default=conf.MONGO_DB_NAME)
-        return Target(
-            style="url",
-            client=client,
-            owns_client=True,
-            database_name=database.name,
-            collection_name=collection_name,
-            async_client_kwargs={"host": url, **options},
-        )
-    kwargs: dict[str, Any] = {"host": conf.MONGO_HOST, "port": conf.MONGO_PORT}
-    if conf.MONGO_DB_USER and conf.MONGO_DB_PASSWORD:
-        # As the package this replaces did: the user is defined in MONGO_DB_NAME.
-        kwargs.update(
-            username=conf.MONGO_DB_USER,
-            password=conf.MONGO_DB_PASSWORD,
-            authSource=conf.MONGO_DB_NAME,
-        )
-    options = _client_options(kwargs)
+        setting, secret = "MONGO_SESSIONS_URL", _url_password(url)
+        arguments: dict[str, Any] = {"host": url}
+    else:
+        setting, secret = "MONGO_HOST/MONGO_PORT", None
+        arguments = {"host": conf.MONGO_HOST, "port": conf.MONGO_PORT}
+        if conf.MONGO_DB_USER and conf.MONGO_DB_PASSWORD:
+            # As the package this replaces did: the user is defined in MONGO_DB_NAME.
+            setting = "MONGO_HOST/MONGO_PORT/MONGO_DB_USER/MONGO_DB_PASSWORD"
+            secret = str(conf.MONGO_DB_PASSWORD)
+            arguments.update(
+                username=conf.MONGO_DB_USER,
+                password=conf.MONGO_DB_PASSWORD,
+                authSource=conf.MONGO_DB_NAME,
+            )
+    # connect=False whatever the options say: no I/O (DNS included) before first use.
+    base = {**DEFAULT_CLIENT_OPTIONS, **arguments, "connect": False}
+    options = {**DEFAULT_CLIENT_OPTIONS, **(extra if isinstance(extra, dict) else {}), **arguments}
+    options["connect"] = False
+    client = _new_client(MongoClient, base, options, setting, secret)
+    if url:
+        database_name = client.get_default_database(default=conf.MONGO_DB_NAME).name
+    else:
+        database_name = conf.MONGO_DB_NAME
     return Target(
-        style="host",
-        client=MongoClient(**options),
+        style="url" if url else "host",
+        client=client,
         owns_client=True,
-        database_name=conf.MONGO_DB_NAME,
+        database_name=database_name,
         collection_name=collection_name,
-        async_client_kwargs=options,
+        async_client_factory=lambda: _new_client(AsyncMongoClient, base, options, setting, secret),
     )
 
 
+@sensitive_variables()
+def _new_client(
+    client_class: type[Any],
+    base: dict[str, Any],
+    options: dict[str, Any],
+    setting: str,
+    secret: str | None,
+) -> Any:
+    """Build a client from ``options``; a driver refusal becomes ImproperlyConfigured.
+
+    ``base`` is ``options`` without MONGO_SESSIONS_CLIENT_OPTIONS: if it builds,
+    those options are at fault, else ``setting`` is. ``secret`` never reaches
+    the message, nor the chained error when its text holds it.
+    """
+    try:
+        return client_class(**options)
+    except (PyMongoError, TypeError, ValueError) as e:
+        error = e
+    if options != base:
+        try:
+            MongoClient(**base).close()
+        except (PyMongoError, TypeError, ValueError):
+            pass
+        else:
+            setting = "MONGO_SESSIONS_CLIENT_OPTIONS"
+    detail = f"{type(error).__name__}: {error}"
+    leaks = bool(secret) and secret is not None and secret in detail
+    if secret:
+        detail = detail.replace(secret, "<password>")
+    raise ImproperlyConfigured(f"{setting} cannot be used: {detail}") from (
+        None if leaks else error
+    )
+
+
+def _url_password(url: str) -> str | None:
+    """Return the password in a MongoDB URL's user information, as written, if any."""
+    _, _, rest = url.partition("://")
+    userinfo, at, _ = rest.rpartition("@")
+    if not at or ":" not in userinfo:
+        return None
+    return userinfo.split(":", 1)[1] or None
+
+
+def _user_async_factory(given: Any) -> AsyncClientFactory:
+    """Return the user's factory of async clients, or one that says it is missing."""
+    factory = resolve_async_client_factory(given)
+    if factory is None:
+
+        def missing() -> AsyncMongoClient[dict[str, Any]]:
+            raise ImproperlyConfigured(
+                "MONGO_CLIENT is set, so the async session methods need "
+                "MONGO_SESSIONS_ASYNC_CLIENT: a function returning a new AsyncMongoClient with "
+                "the options of your MongoClient (pymongo has no public way to copy them)."
+            )
+
+        return missing
+    user_factory = factory
+
+    def checked() -> AsyncMongoClient[dict[str, Any]]:
+        client = user_factory()
+        if not isinstance(client, AsyncMongoClient):
+            raise ImproperlyConfigured(
+                f"MONGO_SESSIONS_ASYNC_CLIENT returned a {type(client).__name__}, not a new "
+                "pymongo.AsyncMongoClient."
+            )
+        return client
+
+    return checked
+
+
+class _State:
+    """Everything held for one configuration; replaced whole, never cleared field by field."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._target: Target | None = None
+        self._loop_clients: LoopClients | None = None
+        self.sync_collection: Collection[dict[str, Any]] | None = None
+        self.auto_index = AutoIndex()
+
+    def target(self) -> Target:
+        """Return the target, resolving it from the settings on first use."""
+        target = self._target
+        if target is None:
+            with self._lock:
+                if self._target is None:
+                    self._target = resolve_target()
+                    if not conf.MONGO_SESSIONS_AUTO_INDEX:
+                        self.auto_index.done = True  # nothing to do in this process
+                target = self._target
+        return target
+
+    def loop_clients(self) -> LoopClients:
+        """Return the async clients, one per event loop."""
+        clients = self._loop_clients
+        if clients is None:
+            target = self.target()
+            with self._lock:
+                if self._loop_clients is None:
+                    self._loop_clients = LoopClients(
+                        target.async_client_factory,
+                        collection_of=lambda client: client[target.database_name].get_collection(
+                            target.collection_name, codec_options=CODEC_OPTIONS
+                        ),
+                        idle_limit=IDLE_LOOP_CLIENTS,
+                    )
+                clients = self._loop_clients
+        return clients
+
+    def close(self) -> None:
+        """Close the clients the package created: the sync one and every loop's."""
+        self.auto_index.cancel()
+        with self._lock:
+            target, loop_clients = self._target, self._loop_clients
+        if loop_clients is not None:
+            loop_clients.close()
+        if target is not None and target.owns_client:
+            target.client.close()
+
+    def forget(self) -> None:
+        """Drop the clients without any I/O, in a forked child.
+
+        pymongo has already given each MongoClient a fresh, unopened topology
+        in the child (and the parent's server sessions must not be ended from
+        here); the event loops of the parent do not run in the child.
+        """
+        self.auto_index.cancel()
+        if self._loop_clients is not None:
+            self._loop_clients.forget()
+
+
+_state_lock = threading.Lock()
+_state = _State()
+
+
 def get_target() -> Target:
-    """Return this process's target, resolving it on first use."""
-    global _target
-    target = _target
-    if target is None:
-        with _lock:
-            if _target is None:
-                _target = _resolve()
-            target = _target
-    return target
+    """Return this process's target, resolving it from the settings on first use.
+
+    Raises ``ImproperlyConfigured`` for settings that cannot be used.
+    """
+    return _state.target()
 
 
 def get_collection() -> Collection[dict[str, Any]]:
-    """Return the sessions collection, creating its indexes on first use.
+    """Return the sessions collection, starting the automatic index creation if due.
 
-    Call it inside ``mongo_operation()``: the first call talks to the server.
+    Call it inside ``mongo_operation()``. Index creation runs in the background
+    and never delays or fails the caller (see ``indexes.AutoIndex``).
     """
-    global _sync_collection
-    collection = _sync_collection
-    if collection is not None:
-        return collection
-    collection = get_target().collection
-    if conf.MONGO_SESSIONS_AUTO_INDEX and collection.full_name not in _indexed:
-        indexes.ensure_indexes(collection)
-        _indexed.add(collection.full_name)
-    _sync_collection = collection
-    return collection
-
-
-async def aget_collection() -> AsyncCollection[Any]:
-    """Return the sessions collection for the running event loop (inside mongo_operation)."""
-    loop = asyncio.get_running_loop()
-    collection = _async_ready.get(loop)
-    if collection is not None:
-        return collection
-    collection = _async_collections.get(loop)
+    state = _state
+    collection = state.sync_collection
     if collection is None:
-        from pymongo import AsyncMongoClient
-
-        target = get_target()
-        # AsyncMongoClient binds to the event loop it first runs on: one per loop,
-        # kept even if the index creation below fails, so that a retry reuses it.
-        client: AsyncMongoClient[dict[str, Any]] = AsyncMongoClient(**target.async_client_kwargs)
-        collection = client[target.database_name].get_collection(
-            target.collection_name, codec_options=CODEC_OPTIONS
-        )
-        _async_collections[loop] = collection
-    if conf.MONGO_SESSIONS_AUTO_INDEX and collection.full_name not in _indexed:
-        await indexes.aensure_indexes(collection)
-        _indexed.add(collection.full_name)
-    _async_ready[loop] = collection
+        collection = state.target().collection
+        state.sync_collection = collection
+    if not state.auto_index.done:
+        state.auto_index.start(collection)
     return collection
+
+
+async def aget_collection() -> AsyncCollection[dict[str, Any]]:
+    """Return the sessions collection of the running event loop's client (inside mongo_operation).
+
+    The loop's ``AsyncMongoClient`` is created on first use and closed when the
+    loop shuts down (see ``loops.py``). Raises ``ImproperlyConfigured`` for
+    settings that cannot be used.
+    """
+    state = _state
+    clients = state.loop_clients()
+    # Until the operation's bound has passed, the loop's client is in use.
+    busy_until = operation_deadline() or time.monotonic() + conf.MONGO_SESSIONS_TIMEOUT
+    collection = clients.get(busy_until)
+    if collection is None:
+        collection = await clients.create(busy_until)
+    if not state.auto_index.done:
+        state.auto_index.start(state.target().collection)
+    return collection
+
+
+def wait_for_auto_index(timeout: float) -> bool:
+    """Run the automatic index creation now, waiting up to ``timeout`` seconds for it.
+
+    Return True once the expected indexes are ensured in this process (or
+    automatic index creation is off), False if they are not yet (the
+    collection does not exist, or the attempt failed: see the log). Never
+    raises for a failed attempt. For tests and start-up scripts: requests
+    never wait for the indexes.
+    """
+    state = _state
+    return state.auto_index.wait(state.target().collection, timeout)
 
 
 def describe_connection() -> dict[str, str]:
-    """Describe the connection style, server address, database and collection in use."""
+    """Describe the connection style, server address(es), database and collection in use.
+
+    Never connects and never raises for settings that ``manage.py check``
+    accepts (a ``mongodb+srv`` name is shown as given, before its lookup).
+    Holds no credentials.
+    """
     target = get_target()
-    nodes = target.client.topology_description.server_descriptions() or {}
-    seeds = list(nodes) or list(target.client._topology_settings.seeds)
-    address = ",".join(f"{host}:{port}" for host, port in seeds)
+    nodes = target.client.topology_description.server_descriptions()
+    address = ",".join(f"{host}:{port}" if port else str(host) for host, port in nodes)
     return {
         "style": target.style,
         "address": address,
@@ -221,39 +433,43 @@ def describe_connection() -> dict[str, str]:
 
 
 def ping() -> None:
-    """Check that the server answers within the timeout."""
+    """Check that the server answers within the timeout.
+
+    Raises ``SessionStoreUnavailable`` (or another ``SessionStoreError``).
+    """
     with mongo_operation("ping"):
         get_target().collection.database.command("ping")
 
 
 async def aping() -> None:
-    """Check that the server answers within the timeout, from async code."""
+    """Check that the server answers within the timeout, from async code.
+
+    Raises ``SessionStoreUnavailable`` (or another ``SessionStoreError``).
+    """
     with mongo_operation("ping"):
         collection = await aget_collection()
         await collection.database.command("ping")
 
 
 def reset() -> None:
-    """Forget the client and collections, closing only clients the package created."""
-    global _target, _sync_collection
-    with _lock:
-        target, _target, _sync_collection = _target, None, None
-        _indexed.clear()
-        # Async clients cannot be closed from sync code; they end with their loop.
-        _async_collections.clear()
-        _async_ready.clear()
-    if target is not None and target.owns_client:
-        target.client.close()
+    """Forget the client and collections, closing only the clients the package created.
+
+    Each event loop's client is closed on its own loop (at once if it is
+    running, else when it next runs); a client given in ``MONGO_CLIENT`` is
+    never closed.
+    """
+    global _state
+    with _state_lock:
+        old, _state = _state, _State()
+    old.close()
 
 
 def _forget_after_fork() -> None:
-    """Drop the parent's clients in a forked child: pymongo clients are not fork-safe."""
-    global _target, _sync_collection, _lock
-    _lock = threading.Lock()
-    _target = None
-    _sync_collection = None
-    _async_collections.clear()
-    _async_ready.clear()
+    """Start afresh in a forked child: pymongo clients are not fork-safe."""
+    global _state, _state_lock
+    _state_lock = threading.Lock()
+    old, _state = _state, _State()
+    old.forget()
 
 
 os.register_at_fork(after_in_child=_forget_after_fork)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import time
+from contextvars import ContextVar
 from types import TracebackType
 
 import pymongo
@@ -12,19 +14,25 @@ from .exceptions import SessionDataError, chain_cause, translate
 from .redaction import redact
 from .validation import timeout_seconds
 
+# time.monotonic() by which the innermost mongo_operation() ends; 0.0 outside one.
+_deadline: ContextVar[float] = ContextVar("mongo_sessions_deadline", default=0.0)
+
 
 class mongo_operation:  # lower case: used like the function it was, in a with statement
     """Bound the enclosed MongoDB calls in time and wrap driver errors.
 
     ``with mongo_operation("load", session_key):`` runs the block under
-    ``pymongo.timeout(timeout or MONGO_SESSIONS_TIMEOUT)`` (seconds), and turns
-    a driver error raised in it into the package's exception for
-    ``operation``, with ``session_key`` redacted from its message. A class
-    rather than a ``@contextmanager`` generator: it runs on every session
-    operation, and a generator costs more to create, start and finish.
+    ``pymongo.timeout(timeout)``; ``timeout`` (seconds) defaults to
+    ``MONGO_SESSIONS_TIMEOUT``, and covers server selection, connection
+    checkout, retries and the server's answer, as ``pymongo.timeout()`` does.
+    Raises ``SessionDataError`` for data MongoDB cannot store, and the
+    ``SessionStoreError`` of ``translate()`` for any other driver error, with
+    ``session_key`` redacted. A class rather than a ``@contextmanager``
+    generator: it runs on every session operation, and a generator costs more
+    to create, start and finish.
     """
 
-    __slots__ = ("_bound", "operation", "seconds", "session_key", "timeout")
+    __slots__ = ("_bound", "_token", "operation", "seconds", "session_key", "timeout")
 
     def __init__(
         self, operation: str, session_key: str | None = None, timeout: float | None = None
@@ -34,8 +42,11 @@ class mongo_operation:  # lower case: used like the function it was, in a with s
         self.timeout = timeout
 
     def __enter__(self) -> None:
-        self.seconds = self.timeout or timeout_seconds()
-        self._bound = pymongo.timeout(self.seconds)
+        bound = self.seconds = self.timeout or timeout_seconds()
+        outer = _deadline.get()
+        deadline = time.monotonic() + bound
+        self._token = _deadline.set(min(outer, deadline) if outer else deadline)
+        self._bound = pymongo.timeout(bound)
         self._bound.__enter__()
 
     def __exit__(
@@ -44,7 +55,10 @@ class mongo_operation:  # lower case: used like the function it was, in a with s
         error: BaseException | None,
         traceback: TracebackType | None,
     ) -> bool | None:
-        self._bound.__exit__(exc_type, error, traceback)
+        try:
+            self._bound.__exit__(exc_type, error, traceback)
+        finally:
+            _deadline.reset(self._token)
         if error is None or not isinstance(error, PyMongoError | InvalidDocument):
             return None  # nothing to translate (a CreateError, a SessionStoreError...)
         operation, session_key = self.operation, self.session_key
@@ -59,3 +73,8 @@ class mongo_operation:  # lower case: used like the function it was, in a with s
         raise translate(operation, error, session_key, self.seconds) from chain_cause(
             error, session_key
         )
+
+
+def operation_deadline() -> float:
+    """Return the ``time.monotonic()`` by which the enclosing operation ends, 0.0 outside one."""
+    return _deadline.get()

@@ -41,11 +41,15 @@ DRIVER_COMMANDS = frozenset(
         "getLastError",
     }
 )
+# The automatic index creation's commands: it runs in a background thread, at a
+# time of its own, never as part of a session operation.
+HOUSEKEEPING_COMMANDS = frozenset({"listCollections", "createIndexes"})
+_NOT_COUNTED = DRIVER_COMMANDS | HOUSEKEEPING_COMMANDS
 WRITE_COMMANDS = frozenset({"insert", "update", "delete", "findAndModify"})
 
 
 class CommandCounter(monitoring.CommandListener):
-    """Record the name of each command a client sends, leaving out the driver's own.
+    """Record the name of each command a client sends, but the driver's and the housekeeping's.
 
     Give it to the package's clients with
     ``MONGO_SESSIONS_CLIENT_OPTIONS = {"event_listeners": [counter]}``. The
@@ -63,7 +67,7 @@ class CommandCounter(monitoring.CommandListener):
         self.commands: list[str] = []
 
     def started(self, event: monitoring.CommandStartedEvent) -> None:
-        if event.command_name in DRIVER_COMMANDS:
+        if event.command_name in _NOT_COUNTED:
             return
         if self.client is not None and _sending_client() != self.client:
             return

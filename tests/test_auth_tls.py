@@ -98,6 +98,7 @@ def test_host_style_credentials_authenticate_against_the_db_name(
     host_style(settings, auth_server)
     key = round_trip()
     assert connection.describe_connection()["style"] == "host"
+    assert connection.wait_for_auto_index(30)  # built in the background
     client: pymongo.MongoClient[dict[str, Any]] = pymongo.MongoClient(auth_server.url())
     with client:
         collection = client[DATABASE][settings.MONGO_SESSIONS_COLLECTION]

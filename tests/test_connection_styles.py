@@ -240,7 +240,7 @@ def test_no_network_io_at_import_setup_or_checks() -> None:
         from mongo_sessions import connection
         mongo_sessions.session.SessionStore()
         call_command("check")
-        assert connection._target is None, "a client was created"
+        assert connection._state._target is None, "a client was created"
         assert attempts == [], attempts
         print("no network I/O")
         """
@@ -260,8 +260,7 @@ async def test_async_client_is_kept_when_first_use_fails(settings: Any) -> None:
         with pytest.raises(SessionStoreUnavailable, match="session load failed"):
             await SessionStore("f" * 32).aload()
     # One AsyncMongoClient for this event loop, reused by the second attempt.
-    assert len(connection._async_collections) == 1
-    assert len(connection._async_ready) == 0
+    assert len(connection._state.loop_clients()) == 1
 
 
 def test_ping_and_describe_connection(settings: Any, mongo_url: str) -> None:

@@ -10,6 +10,7 @@ from typing import Any
 import pytest
 from django.test import override_settings
 
+from mongo_sessions import connection
 from mongo_sessions.session import SessionStore
 
 TOLERANCE = timedelta(seconds=5)
@@ -92,6 +93,7 @@ def ttl_indexes(collection: Any) -> dict[str, Any]:
 
 def test_ttl_index_is_created_with_zero_seconds(sessions_collection: Any) -> None:
     SessionStore().create()
+    assert connection.wait_for_auto_index(30)  # built in the background
     indexes = ttl_indexes(sessions_collection)
     assert list(indexes) == ["expire_date_1"]
     assert indexes["expire_date_1"]["expireAfterSeconds"] == 0
@@ -102,6 +104,7 @@ def test_changing_mongo_sessions_ttl_keeps_the_ttl_index(
     sessions_collection: Any, settings: Any
 ) -> None:
     SessionStore().create()
+    assert connection.wait_for_auto_index(30)  # built in the background
     for ttl in (60, 7200, 30):
         settings.MONGO_SESSIONS_TTL = ttl
         session = SessionStore()

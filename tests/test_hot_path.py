@@ -2,31 +2,25 @@
 
 Settings are read from Django once and kept until ``setting_changed`` names
 them; the time bound is a plain context manager, not a generator; each
-operation reads the clock once; the package's modules leave the async driver
-to the async API. What the operations store and raise is proven by the rest
-of the suite, in both formats.
+operation reads the clock once. What the operations store and raise is proven
+by the rest of the suite, in both formats.
 """
 
 from __future__ import annotations
 
-import ast
 import contextlib
 from collections import Counter
 from datetime import timedelta
-from pathlib import Path
 from typing import Any
 
 import pytest
 from django.conf import settings as django_settings
 from django.test import override_settings
 
-import mongo_sessions
 from mongo_sessions import session as session_module
 from mongo_sessions.conf import conf
 from mongo_sessions.operation import mongo_operation
 from mongo_sessions.session import SessionStore
-
-PACKAGE = Path(mongo_sessions.__file__).parent
 
 
 class CountingSettings:
@@ -134,31 +128,3 @@ def test_each_operation_reads_the_clock_once(
     loaded["a"] = 2
     loaded.save()  # a load, then an update
     assert clock_reads["utc_now"] == 2
-
-
-def _module_level_imports(statements: list[ast.stmt]) -> list[str]:
-    """The modules these statements import when their module is imported.
-
-    Imports in functions, and under ``if TYPE_CHECKING:``, are not run then.
-    """
-    names: list[str] = []
-    for node in statements:
-        if isinstance(node, ast.Import):
-            names += [alias.name for alias in node.names]
-        elif isinstance(node, ast.ImportFrom) and node.module:
-            names += [f"{node.module}.{alias.name}" for alias in node.names]
-        elif isinstance(node, ast.If) and "TYPE_CHECKING" not in ast.unparse(node.test):
-            names += _module_level_imports(node.body) + _module_level_imports(node.orelse)
-        elif isinstance(node, ast.Try):
-            names += _module_level_imports(node.body)
-    return names
-
-
-def test_the_package_imports_the_async_driver_only_in_the_async_api() -> None:
-    offenders = {
-        path.name: name
-        for path in PACKAGE.rglob("*.py")
-        for name in _module_level_imports(ast.parse(path.read_text()).body)
-        if "asynchronous" in name or name.endswith("AsyncMongoClient")
-    }
-    assert offenders == {}

@@ -13,9 +13,10 @@ from bson import ObjectId
 from django.contrib.sessions.backends.db import SessionStore as DbSessionStore
 from django.core.management import call_command
 from django.core.management.base import CommandError
+from pymongo import monitoring
 
+from mongo_sessions import connection
 from mongo_sessions.session import SessionStore
-from mongo_sessions.testing import CommandCounter
 from tests.faults import FailCommand
 from tests.support import requires_async_api
 
@@ -67,21 +68,46 @@ def test_turns_a_plain_index_into_a_ttl_index(sessions_collection: Any) -> None:
     assert ttl[0]["expireAfterSeconds"] == 0
 
 
+class AllCommands(monitoring.CommandListener):
+    """Record every command name (CommandCounter leaves out the index creation's)."""
+
+    def __init__(self) -> None:
+        self.commands: list[str] = []
+
+    def started(self, event: monitoring.CommandStartedEvent) -> None:
+        self.commands.append(event.command_name)
+
+    def succeeded(self, event: monitoring.CommandSucceededEvent) -> None:
+        pass
+
+    def failed(self, event: monitoring.CommandFailedEvent) -> None:
+        pass
+
+
+@pytest.fixture
+def all_commands(settings: Any) -> AllCommands:
+    listener = AllCommands()
+    settings.MONGO_SESSIONS_CLIENT_OPTIONS = {"event_listeners": [listener]}
+    return listener
+
+
 def test_auto_index_off_sends_no_create_indexes(
-    settings: Any, sessions_collection: Any, command_counter: CommandCounter
+    settings: Any, sessions_collection: Any, all_commands: AllCommands
 ) -> None:
     settings.MONGO_SESSIONS_AUTO_INDEX = False
     SessionStore().create()
-    assert "createIndexes" not in command_counter.commands
+    assert connection.wait_for_auto_index(30)  # nothing to do
+    assert "createIndexes" not in all_commands.commands
     assert set(index_specs(sessions_collection)) == {"_id_"}
 
 
 def test_auto_index_on_creates_them_once_per_process(
-    sessions_collection: Any, command_counter: CommandCounter
+    sessions_collection: Any, all_commands: AllCommands
 ) -> None:
     for _ in range(3):
         SessionStore().create()
-    assert command_counter.commands.count("createIndexes") == 1
+        connection.wait_for_auto_index(30)  # built in the background
+    assert all_commands.commands.count("createIndexes") == 1
     assert "expire_date_1" in index_specs(sessions_collection)
 
 
@@ -181,6 +207,7 @@ def test_auto_index_conflict_is_logged_and_does_not_cost_the_other_index(
     with caplog.at_level(logging.WARNING, logger="mongo_sessions"):
         session = SessionStore()
         session.create()
+        assert not connection.wait_for_auto_index(30)  # built in the background: it fails
     assert "mongo_sessions_setup" in caplog.text
     specs = index_specs(sessions_collection)
     assert "user_id_1" in specs
@@ -196,5 +223,6 @@ async def test_async_auto_index_conflict_does_not_cost_the_other_index(
     sessions_collection.create_index("expire_date", expireAfterSeconds=3600, name="expire_date_1")
     with caplog.at_level(logging.WARNING, logger="mongo_sessions"):
         await SessionStore().acreate()
+        assert not connection.wait_for_auto_index(30)  # built in the background: it fails
     assert "mongo_sessions_setup" in caplog.text
     assert "user_id_1" in index_specs(sessions_collection)

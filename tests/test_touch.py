@@ -19,7 +19,7 @@ from pymongo import monitoring
 from mongo_sessions import connection
 from mongo_sessions.middleware import SessionMiddleware
 from mongo_sessions.session import SessionStore
-from mongo_sessions.testing import DRIVER_COMMANDS, WRITE_COMMANDS
+from mongo_sessions.testing import DRIVER_COMMANDS, HOUSEKEEPING_COMMANDS, WRITE_COMMANDS
 from tests.support import requires_async_api
 
 TOUCH_AFTER = 300
@@ -33,7 +33,8 @@ class Recorder(monitoring.CommandListener):
         self.commands: list[tuple[str, dict[str, Any]]] = []
 
     def started(self, event: monitoring.CommandStartedEvent) -> None:
-        if event.command_name not in DRIVER_COMMANDS:
+        # Not the driver's own, nor the index creation's (a background thread's).
+        if event.command_name not in DRIVER_COMMANDS | HOUSEKEEPING_COMMANDS:
             self.commands.append((event.command_name, copy.deepcopy(dict(event.command))))
 
     def succeeded(self, event: monitoring.CommandSucceededEvent) -> None:

@@ -13,7 +13,7 @@ from django.contrib.auth.models import User
 from django.utils import timezone as django_timezone
 
 import mongo_sessions
-from mongo_sessions import users
+from mongo_sessions import connection, users
 from mongo_sessions.session import SessionStore
 from tests.logins import alogged_in_session, logged_in_session
 from tests.support import requires_async_api
@@ -84,6 +84,7 @@ def test_revoked_session_cannot_be_saved_back(alice: Any, sessions_collection: A
 
 def test_per_user_queries_use_the_user_index(alice: Any, sessions_collection: Any) -> None:
     logged_in_session(alice)
+    assert connection.wait_for_auto_index(30)  # built in the background
     plan = sessions_collection.find({"user_id": str(alice.pk)}).explain()["queryPlanner"]
     assert "user_id_1" in str(plan["winningPlan"])
 
