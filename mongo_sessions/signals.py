@@ -63,12 +63,14 @@ def _created_kwargs(session: SessionBase) -> dict[str, Any]:
 
 def send_session_created(session: SessionBase) -> None:
     """Send ``session_created`` for the document ``session`` has just inserted."""
-    session_created.send(**_created_kwargs(session))
+    if session_created.receivers:  # no key hash to compute for nobody (every create)
+        session_created.send(**_created_kwargs(session))
 
 
 async def asend_session_created(session: SessionBase) -> None:
     """Send ``session_created`` from async code."""
-    await _asend(session_created, **_created_kwargs(session))
+    if session_created.receivers:
+        await _asend(session_created, **_created_kwargs(session))
 
 
 def _ended_kwargs(session: SessionBase, deleted_key: str) -> dict[str, Any]:
@@ -89,13 +91,13 @@ def _ended_kwargs(session: SessionBase, deleted_key: str) -> dict[str, Any]:
 
 def send_session_deleted(session: SessionBase, deleted_key: str, deleted_count: int) -> None:
     """Send ``session_ended`` when ``session``'s delete() removed a document."""
-    if deleted_count:
+    if deleted_count and session_ended.receivers:
         session_ended.send(**_ended_kwargs(session, deleted_key))
 
 
 async def asend_session_deleted(session: SessionBase, deleted_key: str, deleted_count: int) -> None:
     """Send ``session_ended`` for adelete() from async code."""
-    if deleted_count:
+    if deleted_count and session_ended.receivers:
         await _asend(session_ended, **_ended_kwargs(session, deleted_key))
 
 

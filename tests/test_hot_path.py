@@ -128,3 +128,30 @@ def test_each_operation_reads_the_clock_once(
     loaded["a"] = 2
     loaded.save()  # a load, then an update
     assert clock_reads["utc_now"] == 2
+
+
+def test_no_signal_work_without_receivers(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Creates and deletes build no signal arguments (a hash of the key) that nobody receives."""
+    from mongo_sessions import signals
+
+    hashed: list[str] = []
+    monkeypatch.setattr(signals, "hash_session_key", lambda key: hashed.append(key) or "h")
+    monkeypatch.setattr(signals.session_created, "receivers", [])
+    monkeypatch.setattr(signals.session_ended, "receivers", [])
+    store = SessionStore()
+    store["a"] = 1
+    store.save()
+    store.delete()
+    assert hashed == []
+    received: list[Any] = []
+
+    def receiver(**kwargs: Any) -> None:
+        received.append(kwargs["key_hash"])
+
+    monkeypatch.undo()
+    signals.session_created.connect(receiver, dispatch_uid="test_hot_path")
+    try:
+        SessionStore().save()
+    finally:
+        signals.session_created.disconnect(dispatch_uid="test_hot_path")
+    assert len(received) == 1
