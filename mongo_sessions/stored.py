@@ -24,7 +24,8 @@ class StoredSession:
     ``created_at`` and ``expire_date`` are aware UTC datetimes (``created_at`` is
     None for a document written without it); ``user_id`` is the logged-in user's
     primary key as ``django.contrib.auth`` stores it, or None; ``data`` is the
-    ``data`` field exactly as stored (the encoded, signed session).
+    ``data`` field exactly as stored (the signed string, or the sub-document
+    of the document format).
     """
 
     key_hash: str
