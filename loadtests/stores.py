@@ -16,7 +16,7 @@ import os
 import shutil
 import sqlite3
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -25,7 +25,13 @@ from urllib.parse import urlsplit
 import pymongo
 from pymongo.errors import PyMongoError
 
-from demo.harness import mongo_server, postgres_server, redis_server, wait_for_ping
+from demo.harness import (
+    ChildProcess,
+    mongo_server,
+    postgres_server,
+    redis_server,
+    wait_for_ping,
+)
 
 #: MONGO_SESSIONS_COLLECTION of the demo (example_project).
 DEMO_COLLECTION = "mongo_sessions"
@@ -65,14 +71,17 @@ def parse_start(value: str) -> list[str]:
 
 
 @contextlib.contextmanager
-def started_stores(names: list[str]) -> Iterator[None]:
+def started_stores(names: list[str]) -> Iterator[list[ChildProcess]]:
     """Start a throwaway Redis and/or PostgreSQL; set REDIS_URL/DATABASE_URL meanwhile.
+
+    Yields the servers started.
 
     Each keeps its data in a folder of its own under the system's temporary
     folder (PostgreSQL, run as the postgres user under root, must reach it),
     removed with the server. Raises demo.harness.HarnessError when one is not
     installed or does not start.
     """
+    started: list[ChildProcess] = []
     with contextlib.ExitStack() as stack:
         for name in names:
             folder = Path(tempfile.mkdtemp(prefix=f"loadtests-{name}-"))
@@ -84,7 +93,8 @@ def started_stores(names: list[str]) -> Iterator[None]:
             os.environ[variable] = server.url
             stack.callback(_restore, variable, previous)
             print(f"Started {server.name} (pid {server.pid}) at {server.url} for this run")
-        yield
+            started.append(server)
+        yield started
 
 
 def _restore(variable: str, value: str | None) -> None:
@@ -96,11 +106,14 @@ def _restore(variable: str, value: str | None) -> None:
 
 @contextlib.contextmanager
 def mongo_for_run(
-    storage: Path, server_args: list[str] | None = None
+    storage: Path,
+    server_args: list[str] | None = None,
+    on_start: Callable[[ChildProcess], None] | None = None,
 ) -> Iterator[tuple[str, bool]]:
     """MONGO_SESSIONS_URL when set, else an embedded server: yields (url, embedded).
 
-    ``server_args`` are more flags of the embedded server.
+    ``server_args`` are more flags of the embedded server; ``on_start`` is
+    called with it once it answers.
     """
     url = os.environ.get("MONGO_SESSIONS_URL", "").strip()
     if url:
@@ -109,6 +122,8 @@ def mongo_for_run(
         return
     args = ["--log-level", "WARNING", *(server_args or [])]
     with mongo_server(storage, args=args) as server:
+        if on_start is not None:
+            on_start(server)
         yield server.url, True
 
 

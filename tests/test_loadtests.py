@@ -170,6 +170,31 @@ def test_ops_counts_commands_and_falls_back_without_redis_and_postgres(
     for name in OPERATIONS:
         assert f"| {name} " in text
     assert "=== run 2 of 2 ===" in proc.stdout
+    if (os.cpu_count() or 1) >= 2:
+        assert "Note: The client ran on CPU 0, the stores started here on CPU(s) 1" in text
+
+
+def test_ops_pins_a_process_tree() -> None:
+    """The stores ``ops`` starts run on the CPUs it gives them, and their children too."""
+    from loadtests.ops import pin_process_tree
+
+    sleeper = "import time; time.sleep(60)"
+    script = (
+        "import subprocess, sys, time; "
+        f"child = subprocess.Popen([sys.executable, '-c', {sleeper!r}]); "
+        "print(child.pid, flush=True); time.sleep(60)"
+    )
+    parent = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE, text=True)
+    assert parent.stdout is not None
+    child = int(parent.stdout.readline())
+    try:
+        pin_process_tree(parent.pid, {0})
+        assert os.sched_getaffinity(parent.pid) == {0}
+        assert os.sched_getaffinity(child) == {0}
+    finally:
+        os.kill(child, 9)
+        parent.kill()
+        parent.wait(timeout=10)
 
 
 SERVERS_INSTALLED = shutil.which("redis-server") is not None and (

@@ -27,7 +27,13 @@ Each run (``--runs N``, default 1) is a process of its own
 SecantusDB on 127.0.0.1 (``--oplog-max-entries 5000``: its client-side cost
 grows with its oplog) unless MONGO_SESSIONS_URL is set. With several runs the
 report gives the spread over the runs. ``--start redis,postgresql`` starts a
-throwaway Redis and PostgreSQL for the whole command.
+throwaway Redis and PostgreSQL for the whole command. On a machine of two
+CPUs or more the client runs on CPU 0 and the stores started here on the
+others (``--no-pin`` lets them share): a server working on the client's CPU
+between two of its calls leaves that CPU's caches cold for the client, which
+would charge the client for the server's own work, the more so the slower the
+server (the embedded SecantusDB is pure Python; Redis is C). In a deployment
+the store runs on another machine.
 
 Modules: ``engines`` (each engine and how to count what it sends),
 ``measure`` (the operations, as data, and the counting and timing),
@@ -38,6 +44,7 @@ and chart).
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import secrets
@@ -78,6 +85,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="seconds one run may take before it is stopped (default: from the rounds)",
     )
     parser.add_argument(
+        "--no-pin",
+        action="store_true",
+        help="let the client and the stores it starts share every CPU (by default the "
+        "client runs on CPU 0 and those stores on the others)",
+    )
+    parser.add_argument(
         "--import-runs",
         type=int,
         default=9,
@@ -98,11 +111,19 @@ def main(args: argparse.Namespace) -> int:
     tmp = Path(tempfile.mkdtemp(prefix="mongo-sessions-ops-"))
     runs: list[dict[str, Any]] = []
     try:
-        with started_stores(args.start):
+        with started_stores(args.start) as stores:
+            pinned = _can_pin() and not args.no_pin
+            for store in stores if pinned else []:
+                pin_process_tree(store.pid, STORE_CPUS)
             notes = _fallback_notes()
+            if pinned:
+                notes.append(
+                    f"The client ran on CPU {CLIENT_CPU}, the stores started here on CPU(s) "
+                    f"{', '.join(map(str, sorted(STORE_CPUS)))} (--no-pin: all shared)."
+                )
             for n in range(1, args.runs + 1):
                 print(f"\n=== run {n} of {args.runs} ===", flush=True)
-                runs.append(_one_run(n, seed + n, args, folder, tmp / f"mongo-{n}"))
+                runs.append(_one_run(n, seed + n, args, folder, tmp / f"mongo-{n}", pinned))
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     imports = None
@@ -122,11 +143,16 @@ def main(args: argparse.Namespace) -> int:
 
 
 def _one_run(
-    n: int, seed: int, args: argparse.Namespace, folder: Path, storage: Path
+    n: int, seed: int, args: argparse.Namespace, folder: Path, storage: Path, pinned: bool
 ) -> dict[str, Any]:
     """One run in a new process against a fresh server; returns what it measured."""
     result = folder / f"run-{n}.json"
-    with mongo_for_run(storage, SECANTUS_ARGS) as (mongo_url, embedded):
+
+    def pin_server(server: ChildProcess) -> None:
+        if pinned and server.pid is not None:
+            pin_process_tree(server.pid, STORE_CPUS)
+
+    with mongo_for_run(storage, SECANTUS_ARGS, on_start=pin_server) as (mongo_url, embedded):
         command = [
             sys.executable, "-m", "loadtests.ops.single",
             "--mongo-url", mongo_url,
@@ -136,6 +162,7 @@ def _one_run(
             "--seed", str(seed),
             "--result", str(result),
             *(["--embedded"] if embedded else []),
+            *(["--cpu", str(CLIENT_CPU)] if pinned else []),
         ]  # fmt: skip
         child = ChildProcess(
             name=f"ops run {n}",
@@ -156,6 +183,36 @@ def _one_run(
     measured["embedded"] = embedded
     measured["seed"] = seed
     return measured
+
+
+def _can_pin() -> bool:
+    return hasattr(os, "sched_setaffinity") and (os.cpu_count() or 1) >= 2
+
+
+#: Where the client runs, and the stores the benchmark starts (see the module's docstring).
+CLIENT_CPU = 0
+STORE_CPUS = set(range(1, os.cpu_count() or 2))
+
+
+def pin_process_tree(pid: int, cpus: set[int]) -> None:
+    """Run every thread of process ``pid`` and of its child processes on ``cpus`` (Linux).
+
+    Threads and processes started later inherit it. Processes that end meanwhile
+    are skipped.
+    """
+    children: dict[int, list[int]] = {}
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        with contextlib.suppress(OSError, ValueError, IndexError):
+            # The parent's pid is the second field after the command, which is in parentheses.
+            parent = int(stat.read_text().rsplit(")", 1)[1].split()[1])
+            children.setdefault(parent, []).append(int(stat.parent.name))
+    pending = [pid]
+    while pending:
+        process = pending.pop()
+        pending += children.get(process, [])
+        for task in Path(f"/proc/{process}/task").glob("[0-9]*"):
+            with contextlib.suppress(OSError):
+                os.sched_setaffinity(int(task.name), cpus)
 
 
 def _run_timeout(args: argparse.Namespace) -> float:

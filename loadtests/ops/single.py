@@ -46,6 +46,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--count-calls", type=int, required=True)
     parser.add_argument("--seed", type=int, required=True)
     parser.add_argument("--result", type=Path, required=True)
+    parser.add_argument("--cpu", type=int, help="run on this CPU only (before any thread starts)")
     return parser.parse_args(argv)
 
 
@@ -127,6 +128,8 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
+    if args.cpu is not None:
+        os.sched_setaffinity(0, {args.cpu})
     result = run(args)
     args.result.write_text(json.dumps(result))
     return 0
