@@ -33,7 +33,7 @@ import pytest
 from mongo_sessions.exceptions import SessionStoreError, SessionStoreUnavailable
 from mongo_sessions.session import SessionStore
 from tests.faults import FailCommand
-from tests.servers import ChildProcess, test_mongo_server
+from tests.servers import ServerProcess, remove_storage, temporary_storage, wait_for_ping
 from tests.support import TEST_DB
 
 TRIALS = 10
@@ -56,25 +56,28 @@ class Outcome:
 
 
 @pytest.fixture(scope="module")
-def paused_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ChildProcess]:
+def own_server() -> Iterator[ServerProcess]:
     """A server of this module's own: the tests stop and resume its process."""
-    server = test_mongo_server(tmp_path_factory.mktemp("recovery") / "data").start()
+    storage = temporary_storage()
+    server = ServerProcess(storage_path=storage / "data").start()
     try:
+        wait_for_ping(server.url)
         yield server
     finally:
-        if server.running() and server.pid is not None:
-            os.kill(server.pid, signal.SIGCONT)  # a stopped process cannot stop
+        if server.process is not None and server.process.poll() is None:
+            os.kill(server.process.pid, signal.SIGCONT)  # a stopped process cannot stop
         server.stop()
+        remove_storage(storage)
 
 
 @pytest.fixture
-def on_own_server(settings: Any, paused_server: ChildProcess) -> Iterator[str]:
+def on_own_server(settings: Any, own_server: ServerProcess) -> Iterator[str]:
     """Point the package at a fresh collection on the module's server."""
     name = f"recovery_{uuid.uuid4().hex[:12]}"
-    settings.MONGO_SESSIONS_URL = paused_server.url + TEST_DB
+    settings.MONGO_SESSIONS_URL = own_server.url + TEST_DB
     settings.MONGO_SESSIONS_COLLECTION = name
     yield name
-    with pymongo.MongoClient(paused_server.url, serverSelectionTimeoutMS=5000) as client:
+    with pymongo.MongoClient(own_server.url, serverSelectionTimeoutMS=5000) as client:
         client[TEST_DB][name].drop()
 
 
@@ -90,7 +93,7 @@ def wait_until_loads_work(key: str, timeout: float = 60) -> None:
             time.sleep(0.1)
 
 
-def pause_then_load(server: ChildProcess, key: str, timeout: float) -> Outcome:
+def pause_then_load(server: ServerProcess, key: str, timeout: float) -> Outcome:
     """Stop the server longer than the timeout under traffic, resume it, load 1 s later."""
     assert server.process is not None
     stop_traffic = threading.Event()
@@ -134,7 +137,7 @@ def pause_then_load(server: ChildProcess, key: str, timeout: float) -> Outcome:
 @pytest.mark.slow
 @pytest.mark.parametrize("timeout", [1, 2, 5])
 def test_the_first_load_after_a_hung_server_resumes_succeeds(
-    timeout: int, settings: Any, paused_server: ChildProcess, on_own_server: str
+    timeout: int, settings: Any, own_server: ServerProcess, on_own_server: str
 ) -> None:
     settings.MONGO_SESSIONS_TIMEOUT = timeout
     session = SessionStore()
@@ -144,7 +147,7 @@ def test_the_first_load_after_a_hung_server_resumes_succeeds(
     outcomes = []
     for _ in range(TRIALS):
         wait_until_loads_work(key)
-        outcomes.append(pause_then_load(paused_server, key, timeout))
+        outcomes.append(pause_then_load(own_server, key, timeout))
     print(
         f"\nMONGO_SESSIONS_TIMEOUT={timeout}: pause {timeout + PAUSE_BEYOND_TIMEOUT:.0f} s, "
         f"load {RESUME_TO_LOAD:.0f} s after SIGCONT succeeded in "
