@@ -11,14 +11,6 @@ DEFAULT_CLIENT_OPTIONS: dict[str, Any] = {
     # should hang when MongoDB is gone.
     "serverSelectionTimeoutMS": 5000,
     "connectTimeoutMS": 5000,
-    # Check the server by polling it every 500 ms (pymongo's minimum) rather than
-    # streaming with a 10 s heartbeat: after a step-down error the server is
-    # found again in about 0.5 s instead of about 9 s, and the round-trip
-    # estimate that bounds each operation is refreshed every 500 ms, so a sample
-    # taken while the server hung is soon replaced. Measurements: README,
-    # "Recovery after a hung server or a step-down".
-    "serverMonitoringMode": "poll",
-    "heartbeatFrequencyMS": 500,
     "appname": "django-mongo-sessions",
 }
 
