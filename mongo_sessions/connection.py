@@ -414,6 +414,9 @@ def wait_for_auto_index(timeout: float) -> bool:
     return state.auto_index.wait(state.target().collection, timeout)
 
 
+_SRV = "mongodb+srv://"
+
+
 def describe_connection() -> dict[str, str]:
     """Describe the connection style, server address(es), database and collection in use.
 
@@ -421,7 +424,25 @@ def describe_connection() -> dict[str, str]:
     accepts (a ``mongodb+srv`` name is shown as given, before its lookup).
     Holds no credentials.
     """
-    target = get_target()
+    url = conf.MONGO_SESSIONS_URL
+    try:
+        target = get_target()
+    except ImproperlyConfigured as e:
+        if not isinstance(url, str) or not url.startswith(_SRV) or conf.MONGO_CLIENT is not None:
+            raise
+        if "DNS" not in str(e):
+            raise
+        # pymongo before 4.11 looks a mongodb+srv name up when the client is
+        # built: describe the name as given, without the lookup.
+        from .validation.url import effective_database
+
+        hosts = url[len(_SRV) :].split("/", 1)[0].split("?", 1)[0].rsplit("@", 1)[-1]
+        return {
+            "style": "url",
+            "address": hosts,
+            "database": effective_database() or conf.MONGO_DB_NAME,
+            "collection": conf.MONGO_SESSIONS_COLLECTION,
+        }
     nodes = target.client.topology_description.server_descriptions()
     address = ",".join(f"{host}:{port}" if port else str(host) for host, port in nodes)
     return {
