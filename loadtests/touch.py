@@ -175,6 +175,7 @@ def _save_sessions(variants: list[Variant]) -> None:
 def _preparer(documents: Collection[dict[str, Any]]) -> Callable[[Variant], Callable[[], Any]]:
     """Return a function that sets a variant up and returns its read-only request, ready to run."""
     from django.conf import settings
+    from django.core.signals import setting_changed
     from django.http import HttpRequest, HttpResponse
     from django.test import RequestFactory
 
@@ -188,8 +189,14 @@ def _preparer(documents: Collection[dict[str, Any]]) -> Callable[[Variant], Call
     factory = RequestFactory()
 
     def prepare(variant: Variant) -> Callable[[], Any]:
-        settings.MONGO_SESSIONS_TOUCH_AFTER = variant.touch_after
-        settings.SESSION_SAVE_EVERY_REQUEST = variant.save_every_request
+        # Assigned as override_settings does it: the package keeps the settings it
+        # read and reads one again when setting_changed says it changed.
+        for name, value in (
+            ("MONGO_SESSIONS_TOUCH_AFTER", variant.touch_after),
+            ("SESSION_SAVE_EVERY_REQUEST", variant.save_every_request),
+        ):
+            setattr(settings, name, value)
+            setting_changed.send(sender=type(settings), setting=name, value=value, enter=True)
         if variant.past_window:
             document = documents.find_one({"_id": variant.key}, {"expire_date": 1})
             assert document is not None, "the variant's session is gone"
