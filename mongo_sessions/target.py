@@ -75,15 +75,13 @@ def resolve_mongo_client(given: Any) -> tuple[MongoClient[dict[str, Any]], str |
     style_suffix = ""
     resolved = given
     if isinstance(given, str):
-        try:
-            resolved = import_string(given)
-        except ImportError as e:
-            raise ClientSettingError(
-                f"MONGO_CLIENT {given!r} cannot be imported: {e}",
-                hint="Give the dotted path of a module attribute holding a "
-                "pymongo.MongoClient or pymongo.database.Database.",
-                check_id="mongo_sessions.E002",
-            ) from e
+        resolved = _imported(
+            "MONGO_CLIENT",
+            given,
+            hint="Give the dotted path of a module attribute holding a "
+            "pymongo.MongoClient or pymongo.database.Database.",
+            check_id="mongo_sessions.E002",
+        )
         style_suffix = "-path"
     if isinstance(resolved, Database):
         return resolved.client, resolved.name, "database" + style_suffix
@@ -114,15 +112,12 @@ def resolve_async_client_factory(given: Any) -> AsyncClientFactory | None:
         return None
     resolved = given
     if isinstance(given, str):
-        try:
-            resolved = import_string(given)
-        except ImportError as e:
-            raise ClientSettingError(
-                f"MONGO_SESSIONS_ASYNC_CLIENT {given!r} cannot be imported: {e}",
-                hint="Give the dotted path of a function that returns a new "
-                "pymongo.AsyncMongoClient.",
-                check_id="mongo_sessions.E020",
-            ) from e
+        resolved = _imported(
+            "MONGO_SESSIONS_ASYNC_CLIENT",
+            given,
+            hint="Give the dotted path of a function that returns a new pymongo.AsyncMongoClient.",
+            check_id="mongo_sessions.E020",
+        )
     if not callable(resolved) or isinstance(resolved, AsyncMongoClient):
         raise ClientSettingError(
             "MONGO_SESSIONS_ASYNC_CLIENT must be a function (or its dotted path), not "
@@ -134,6 +129,19 @@ def resolve_async_client_factory(given: Any) -> AsyncClientFactory | None:
         )
     factory: AsyncClientFactory = resolved
     return factory
+
+
+def _imported(setting: str, given: str, *, hint: str, check_id: str) -> Any:
+    """Import the object the dotted path ``given`` of ``setting`` names.
+
+    Raises ``ClientSettingError`` (``check_id``, with ``hint``) if it cannot be imported.
+    """
+    try:
+        return import_string(given)
+    except ImportError as e:
+        raise ClientSettingError(
+            f"{setting} {given!r} cannot be imported: {e}", hint=hint, check_id=check_id
+        ) from e
 
 
 @sensitive_variables()
@@ -148,47 +156,50 @@ def resolve_target() -> Target:
     """
     validation.validate_connection_settings()
     collection_name = conf.MONGO_SESSIONS_COLLECTION
-    if conf.MONGO_SESSIONS_DATABASE_ALIAS is not None:
-        # A DATABASES entry of django-mongodb-backend (see database_alias.py); wins.
-        from .database_alias import STYLE, resolve
-
-        alias = resolve(conf.MONGO_SESSIONS_DATABASE_ALIAS)
-        async_kwargs = alias.async_client_kwargs
-        return Target(
-            style=STYLE,
-            client=alias.client,
-            owns_client=False,  # django-mongodb-backend's: never closed here
-            database_name=alias.database_name,
-            collection_name=collection_name,
-            async_client_factory=lambda: AsyncMongoClient(**async_kwargs),
-        )
+    alias_name = conf.MONGO_SESSIONS_DATABASE_ALIAS
+    if alias_name is not None:
+        return _alias_target(alias_name, collection_name)
     if conf.MONGO_CLIENT is not None:
-        client, database_name, style = resolve_mongo_client(conf.MONGO_CLIENT)
-        return Target(
-            style=style,
-            client=client,
-            owns_client=False,
-            database_name=database_name or conf.MONGO_DB_NAME,
-            collection_name=collection_name,
-            async_client_factory=_user_async_factory(conf.MONGO_SESSIONS_ASYNC_CLIENT),
-        )
+        return _given_client_target(collection_name)
+    return _own_client_target(collection_name)
+
+
+def _alias_target(alias_name: str, collection_name: str) -> Target:
+    """The target of ``MONGO_SESSIONS_DATABASE_ALIAS`` (``alias_name``)."""
+    # A DATABASES entry of django-mongodb-backend (see database_alias.py); wins.
+    from .database_alias import STYLE, resolve
+
+    alias = resolve(alias_name)
+    async_kwargs = alias.async_client_kwargs
+    return Target(
+        style=STYLE,
+        client=alias.client,
+        owns_client=False,  # django-mongodb-backend's: never closed here
+        database_name=alias.database_name,
+        collection_name=collection_name,
+        async_client_factory=lambda: AsyncMongoClient(**async_kwargs),
+    )
+
+
+def _given_client_target(collection_name: str) -> Target:
+    """The target of ``MONGO_CLIENT`` (with ``MONGO_SESSIONS_ASYNC_CLIENT``)."""
+    client, database_name, style = resolve_mongo_client(conf.MONGO_CLIENT)
+    return Target(
+        style=style,
+        client=client,
+        owns_client=False,
+        database_name=database_name or conf.MONGO_DB_NAME,
+        collection_name=collection_name,
+        async_client_factory=_user_async_factory(conf.MONGO_SESSIONS_ASYNC_CLIENT),
+    )
+
+
+@sensitive_variables()
+def _own_client_target(collection_name: str) -> Target:
+    """The target of ``MONGO_SESSIONS_URL``, else of the host settings: clients of the package's."""
     extra = conf.MONGO_SESSIONS_CLIENT_OPTIONS
     url = conf.MONGO_SESSIONS_URL
-    if url:
-        setting, secret = "MONGO_SESSIONS_URL", _url_password(url)
-        arguments: dict[str, Any] = {"host": url}
-    else:
-        setting, secret = "MONGO_HOST/MONGO_PORT", None
-        arguments = {"host": conf.MONGO_HOST, "port": conf.MONGO_PORT}
-        if conf.MONGO_DB_USER and conf.MONGO_DB_PASSWORD:
-            # As the package this replaces did: the user is defined in MONGO_DB_NAME.
-            setting = "MONGO_HOST/MONGO_PORT/MONGO_DB_USER/MONGO_DB_PASSWORD"
-            secret = str(conf.MONGO_DB_PASSWORD)
-            arguments.update(
-                username=conf.MONGO_DB_USER,
-                password=conf.MONGO_DB_PASSWORD,
-                authSource=conf.MONGO_DB_NAME,
-            )
+    setting, secret, arguments = _client_arguments(url)
     # connect=False whatever the options say: no I/O (DNS included) before first use.
     base = {**DEFAULT_CLIENT_OPTIONS, **arguments, "connect": False}
     options = {**DEFAULT_CLIENT_OPTIONS, **(extra if isinstance(extra, dict) else {}), **arguments}
@@ -206,6 +217,28 @@ def resolve_target() -> Target:
         collection_name=collection_name,
         async_client_factory=lambda: _new_client(AsyncMongoClient, base, options, setting, secret),
     )
+
+
+@sensitive_variables()
+def _client_arguments(url: str | None) -> tuple[str, str | None, dict[str, Any]]:
+    """Return ``(setting, password, client arguments)`` for the URL, else the host settings.
+
+    ``setting`` is what an error names; the password is what it must never show.
+    """
+    if url:
+        return "MONGO_SESSIONS_URL", _url_password(url), {"host": url}
+    setting, secret = "MONGO_HOST/MONGO_PORT", None
+    arguments: dict[str, Any] = {"host": conf.MONGO_HOST, "port": conf.MONGO_PORT}
+    if conf.MONGO_DB_USER and conf.MONGO_DB_PASSWORD:
+        # As the package this replaces did: the user is defined in MONGO_DB_NAME.
+        setting = "MONGO_HOST/MONGO_PORT/MONGO_DB_USER/MONGO_DB_PASSWORD"
+        secret = str(conf.MONGO_DB_PASSWORD)
+        arguments.update(
+            username=conf.MONGO_DB_USER,
+            password=conf.MONGO_DB_PASSWORD,
+            authSource=conf.MONGO_DB_NAME,
+        )
+    return setting, secret, arguments
 
 
 @sensitive_variables()
