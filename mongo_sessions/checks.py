@@ -114,7 +114,7 @@ def check_server(
         return []  # The settings errors say it all; connecting would only add noise.
     from .connection import get_target
     from .exceptions import SessionStoreError
-    from .indexes import plan_index_changes, seed_ttl_index
+    from .index_changes import plan_index_changes, seed_ttl_index
     from .operation import mongo_operation
 
     try:

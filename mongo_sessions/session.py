@@ -23,10 +23,10 @@ from .connection import aget_collection, get_collection
 from .exceptions import SessionStoreError, SessionStoreUnavailable, chain_cause
 from .fields import CREATE_ID_FIELD, FieldsMixin
 from .fresh_stack import deep_safe
-from .indexes import blocking_index_error, is_key_collision
 from .key_change import REPLACES_FIELD, KeyChangeMixin
 from .operation import mongo_operation
 from .redaction import SessionKey
+from .unique_indexes import blocking_index_error, is_key_collision
 
 # Keys are made of Django's key alphabet only, so a cookie value can never be
 # read as a query operator, contain a NUL, a "$" or a ".", or be huge.
