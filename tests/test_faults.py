@@ -24,7 +24,6 @@ from __future__ import annotations
 import logging
 import time
 import traceback
-import uuid
 from collections.abc import Iterator
 from typing import Any
 
@@ -43,7 +42,7 @@ from mongo_sessions.exceptions import (
 )
 from mongo_sessions.session import SessionStore
 from mongo_sessions.testing import CommandCounter
-from tests.faults import FailCommand, is_replica_set
+from tests.faults import FailCommand, failpoint_for, is_replica_set, own_app_name
 from tests.servers import ChildProcess
 from tests.support import TEST_DB, requires_async_api
 
@@ -62,9 +61,7 @@ FAULT_LOGGERS = ("mongo_sessions", "django")
 @pytest.fixture
 def app_name(settings: Any) -> str:
     """Give the package's client an application name of this test's own."""
-    name = f"faults-{uuid.uuid4().hex[:10]}"
-    settings.MONGO_SESSIONS_CLIENT_OPTIONS = {"appname": name}
-    return name
+    return own_app_name(settings, "faults")
 
 
 @pytest.fixture
@@ -80,12 +77,7 @@ def fail_command(
     mongo_client: pymongo.MongoClient[dict[str, Any]], app_name: str
 ) -> Iterator[FailCommand]:
     """The failCommand failpoint for the package's client; always off after the test."""
-    failpoint = FailCommand(mongo_client, app_name)
-    reason = failpoint.refusal()
-    if reason is not None:
-        pytest.skip(reason)
-    yield failpoint
-    failpoint.off()
+    yield from failpoint_for(mongo_client, app_name)
 
 
 @pytest.fixture

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import time
-import uuid
 from datetime import timedelta
 from typing import Any
 
@@ -18,7 +17,7 @@ from mongo_sessions.clock import utc_now
 from mongo_sessions.exceptions import SessionStoreUnavailable
 from mongo_sessions.session import SessionStore
 from mongo_sessions.testing import CommandCounter
-from tests.faults import FailCommand
+from tests.faults import FailCommand, own_app_name
 from tests.support import requires_async_api
 
 TIMEOUT = 0.5  # MONGO_SESSIONS_TIMEOUT of the blocked-server test, seconds
@@ -28,9 +27,7 @@ MARGIN = 1.5  # how much later than the timeout the failure may come (see test_f
 @pytest.fixture
 def app_name(settings: Any) -> str:
     """Give the package's client an application name of this test's own."""
-    name = f"stored-{uuid.uuid4().hex[:10]}"
-    settings.MONGO_SESSIONS_CLIENT_OPTIONS = {"appname": name}
-    return name
+    return own_app_name(settings, "stored")
 
 
 def saved(**data: Any) -> SessionStore:
