@@ -12,6 +12,8 @@ from pymongo import monitoring
 TEST_URL = os.environ.get("MONGO_SESSIONS_TEST_URL")
 # The database the package's collections live in during the tests.
 TEST_DB = "mongo_sessions_tests"
+# A second database, for the settings that name one (MONGO_DB_NAME, MONGO_CLIENT's).
+OTHER_DB = "mongo_sessions_tests_other"
 # SessionBase has its async API (aget, aset, acycle_key...) from Django 5.1 on.
 requires_async_api = pytest.mark.skipif(
     django.VERSION < (5, 1), reason="Django < 5.1 has no async session API"
