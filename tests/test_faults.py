@@ -138,18 +138,11 @@ def test_dropped_connection_during_save_is_retried_and_lands_once(
     assert sessions_collection.count_documents({}) == 1
 
 
-@pytest.mark.usefixtures("retryable_writes")
-def test_create_whose_reply_is_lost_is_retried_without_a_second_document(
-    fail_command: FailCommand,
-    counter: CommandCounter,
-    sessions_collection: Any,
+def lose_the_next_insert_reply(
+    fail_command: FailCommand, counter: CommandCounter, sessions_collection: Any
 ) -> None:
-    """The insert is applied, its reply fails with a retryable error, the driver
-    retries. A server that recognises the retry replays the first result; one that
-    does not (SecantusDB 0.7.0b3 when the retry's maxTimeMS changed, as it does
-    under pymongo.timeout()) answers with a duplicate key, which create() reads as
-    its own document (by the create id only that insert wrote), not as a collision
-    that would move it to a new key and leave an orphan. Either way: one document."""
+    """Make the next insert apply but its reply fail with a retryable error; empty the
+    collection (its indexes exist) and the counter."""
     saved_session()  # the collection and its indexes exist
     sessions_collection.delete_many({})
     fail_command.arm(
@@ -162,6 +155,21 @@ def test_create_whose_reply_is_lost_is_retried_without_a_second_document(
         },
     )
     counter.reset()
+
+
+@pytest.mark.usefixtures("retryable_writes")
+def test_create_whose_reply_is_lost_is_retried_without_a_second_document(
+    fail_command: FailCommand,
+    counter: CommandCounter,
+    sessions_collection: Any,
+) -> None:
+    """The insert is applied, its reply fails with a retryable error, the driver
+    retries. A server that recognises the retry replays the first result; one that
+    does not (SecantusDB 0.7.0b3 when the retry's maxTimeMS changed, as it does
+    under pymongo.timeout()) answers with a duplicate key, which create() reads as
+    its own document (by the create id only that insert wrote), not as a collision
+    that would move it to a new key and leave an orphan. Either way: one document."""
+    lose_the_next_insert_reply(fail_command, counter, sessions_collection)
 
     store = saved_session(marker="only-once")
 
@@ -176,18 +184,7 @@ def test_create_whose_reply_is_lost_is_retried_without_a_second_document(
 async def test_async_create_whose_reply_is_lost_is_retried_without_a_second_document(
     fail_command: FailCommand, counter: CommandCounter, sessions_collection: Any
 ) -> None:
-    saved_session()
-    sessions_collection.delete_many({})
-    fail_command.arm(
-        ["insert"],
-        mode={"times": 1},
-        writeConcernError={
-            "code": 64,
-            "errmsg": "waiting for replication timed out",
-            "errorLabels": ["RetryableWriteError"],
-        },
-    )
-    counter.reset()
+    lose_the_next_insert_reply(fail_command, counter, sessions_collection)
 
     store = SessionStore()
     await store.aset("marker", "only-once")
