@@ -43,6 +43,7 @@ from mongo_sessions.exceptions import (
 from mongo_sessions.session import SessionStore
 from mongo_sessions.testing import CommandCounter
 from tests.faults import FailCommand, failpoint_for, is_replica_set, own_app_name
+from tests.logins import saved_session
 from tests.servers import ChildProcess
 from tests.support import TEST_DB, requires_async_api
 
@@ -92,14 +93,6 @@ def fault_logs(caplog: pytest.LogCaptureFixture) -> pytest.LogCaptureFixture:
     for name in FAULT_LOGGERS:
         caplog.set_level(logging.DEBUG, logger=name)
     return caplog
-
-
-def saved_session(**data: Any) -> SessionStore:
-    store = SessionStore()
-    store.update(data)
-    store.save()
-    assert store.session_key is not None
-    return store
 
 
 def stored_data(session_key: str) -> dict[str, Any]:
