@@ -43,7 +43,7 @@ def _message(problem: Problem) -> CheckMessage:
 
 def _check_client() -> list[CheckMessage]:
     # The connection's own resolver: check and run time accept the same values.
-    from .connection import ClientSettingError, resolve_async_client_factory, resolve_mongo_client
+    from .target import ClientSettingError, resolve_async_client_factory, resolve_mongo_client
 
     given = conf.MONGO_CLIENT
     async_factory = conf.MONGO_SESSIONS_ASYNC_CLIENT
@@ -114,7 +114,7 @@ def check_server(
         return []  # The settings errors say it all; connecting would only add noise.
     from .connection import get_target
     from .exceptions import SessionStoreError
-    from .indexes import plan_index_changes, seed_ttl_index
+    from .index_changes import plan_index_changes, seed_ttl_index
     from .operation import mongo_operation
 
     try:

@@ -17,8 +17,10 @@ from pymongo.errors import BulkWriteError
 
 from .clock import to_utc, utc_now
 from .convert import in_format
-from .indexes import SEED_TTL_FIELD, blocking_index_error, is_key_collision, seed_ttl_index
+from .index_changes import seed_ttl_index
+from .indexes import SEED_TTL_FIELD
 from .session import SessionStore
+from .unique_indexes import blocking_index_error, is_key_collision
 from .validation import ttl_seconds
 
 BATCH_SIZE = 500

@@ -18,7 +18,7 @@ import pytest
 from mongo_sessions import connection
 from mongo_sessions.testing import CommandCounter
 from tests.servers import ChildProcess, test_mongo_server, wait_for_ping
-from tests.support import TEST_DB, TEST_URL
+from tests.support import OTHER_DB, TEST_DB, TEST_URL
 
 
 @pytest.fixture(scope="session")
@@ -40,6 +40,24 @@ def mongo_client(mongo_url: str) -> Iterator[pymongo.MongoClient[dict[str, Any]]
     )
     yield client
     client.close()
+
+
+@pytest.fixture
+def user_client(mongo_url: str) -> Iterator[pymongo.MongoClient[dict[str, Any]]]:
+    """A site's own MongoClient (appname "shop"), as given in MONGO_CLIENT; closed after."""
+    client: pymongo.MongoClient[dict[str, Any]] = pymongo.MongoClient(
+        mongo_url, serverSelectionTimeoutMS=5000, appname="shop"
+    )
+    yield client
+    client.close()
+
+
+@pytest.fixture
+def no_url(settings: Any, mongo_client: Any) -> Iterator[None]:
+    """No MONGO_SESSIONS_URL; the test's collection in OTHER_DB is dropped after."""
+    settings.MONGO_SESSIONS_URL = None
+    yield
+    mongo_client[OTHER_DB][settings.MONGO_SESSIONS_COLLECTION].drop()
 
 
 @pytest.fixture(autouse=True)

@@ -1,10 +1,19 @@
-"""Saved sessions of logged-in users, for the tests of the per-user features."""
+"""Saved sessions, anonymous or of logged-in users, for the tests."""
 
 from __future__ import annotations
 
 from typing import Any
 
 from mongo_sessions.session import SessionStore
+
+
+def saved_session(**data: Any) -> SessionStore:
+    """Save and return a new session holding ``data``."""
+    store = SessionStore()
+    store.update(data)
+    store.save()
+    assert store.session_key is not None
+    return store
 
 
 def logged_in_session(user: Any, **data: Any) -> SessionStore:

@@ -224,6 +224,42 @@ def gunicorn_site(env: Mapping[str, str], log: Path, workers: int = 1) -> Iterat
         yield site.url
 
 
+def one_module_site(
+    folder: Path,
+    module: str,
+    source: str,
+    settings: Any,
+    *,
+    probe_path: str,
+    workers: int = 1,
+    args: list[str] | None = None,
+) -> ChildProcess:
+    """gunicorn serving the site ``source`` (see ``tests/wsgi_site.py``) on a free loopback port.
+
+    ``source`` is written to ``folder/module.py``; gunicorn logs to
+    ``folder/gunicorn.log``. The site's MongoDB URL and collection are those of
+    ``settings`` (pytest-django's). Not started: enter the returned process.
+    """
+    (folder / f"{module}.py").write_text(source)
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("DJANGO_", "MONGO_"))}
+    env.update(
+        PYTHONPATH=os.pathsep.join([str(folder), str(REPO_ROOT)]),
+        SITE_MONGO_URL=settings.MONGO_SESSIONS_URL,
+        SITE_COLLECTION=settings.MONGO_SESSIONS_COLLECTION,
+        PYTHONUNBUFFERED="1",
+    )
+    return web_server(
+        "gunicorn",
+        f"{module}:application",
+        log_path=folder / "gunicorn.log",
+        env=env,
+        app_dir=folder,
+        workers=workers,
+        args=args or [],
+        probe_path=probe_path,
+    )
+
+
 def rundemo_process(
     env: Mapping[str, str],
     data_dir: Path,

@@ -16,31 +16,14 @@ from typing import Any
 
 import pymongo
 import pytest
-from pymongo import monitoring
 
 from mongo_sessions import connection, indexes
 from mongo_sessions.checks import check_server
 from mongo_sessions.session import SessionStore
-from tests.faults import FailCommand
-from tests.support import requires_async_api
+from tests.faults import FailCommand, failpoint_for
+from tests.support import AllCommands, requires_async_api
 
 UNKNOWN_ERROR = 8  # not a conflict, not an authorization failure: any other refusal
-
-
-class AllCommands(monitoring.CommandListener):
-    """Record every command name the package's clients send."""
-
-    def __init__(self) -> None:
-        self.commands: list[str] = []
-
-    def started(self, event: monitoring.CommandStartedEvent) -> None:
-        self.commands.append(event.command_name)
-
-    def succeeded(self, event: monitoring.CommandSucceededEvent) -> None:
-        pass
-
-    def failed(self, event: monitoring.CommandFailedEvent) -> None:
-        pass
 
 
 @pytest.fixture
@@ -58,12 +41,7 @@ def fail_command(
     mongo_client: pymongo.MongoClient[dict[str, Any]], settings: Any, all_commands: AllCommands
 ) -> Iterator[FailCommand]:
     """The failCommand failpoint for the package's clients; always off after the test."""
-    failpoint = FailCommand(mongo_client, settings.MONGO_SESSIONS_CLIENT_OPTIONS["appname"])
-    reason = failpoint.refusal()
-    if reason is not None:
-        pytest.skip(reason)
-    yield failpoint
-    failpoint.off()
+    yield from failpoint_for(mongo_client, settings.MONGO_SESSIONS_CLIENT_OPTIONS["appname"])
 
 
 @pytest.fixture

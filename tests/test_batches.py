@@ -25,16 +25,16 @@ from pymongo import monitoring
 from mongo_sessions.clock import utc_now
 from mongo_sessions.exceptions import SessionStoreError
 from mongo_sessions.session import SessionStore
-from tests.faults import FailCommand
+from tests.faults import FailCommand, failpoint_for
 from tests.servers import ChildProcess
-from tests.support import TEST_DB, requires_async_api
+from tests.support import TEST_DB, StartedCommands, requires_async_api
 
 BATCH_SIZE = 100
 EXPIRED = 250  # two full batches and a partial one
 LIVE = 5
 
 
-class CommandRecorder(monitoring.CommandListener):
+class CommandRecorder(StartedCommands):
     """Keep the find and delete commands the package's client sends."""
 
     def __init__(self) -> None:
@@ -43,12 +43,6 @@ class CommandRecorder(monitoring.CommandListener):
     def started(self, event: monitoring.CommandStartedEvent) -> None:
         if event.command_name in ("find", "delete"):
             self.commands.append({"name": event.command_name, **event.command})
-
-    def succeeded(self, event: monitoring.CommandSucceededEvent) -> None:
-        pass
-
-    def failed(self, event: monitoring.CommandFailedEvent) -> None:
-        pass
 
 
 @pytest.fixture
@@ -128,12 +122,7 @@ async def test_async_clear_expired_deletes_in_batches(
 def fail_command(
     mongo_client: pymongo.MongoClient[dict[str, Any]], settings: Any, recorder: CommandRecorder
 ) -> Iterator[FailCommand]:
-    failpoint = FailCommand(mongo_client, settings.MONGO_SESSIONS_CLIENT_OPTIONS["appname"])
-    reason = failpoint.refusal()
-    if reason is not None:
-        pytest.skip(reason)
-    yield failpoint
-    failpoint.off()
+    yield from failpoint_for(mongo_client, settings.MONGO_SESSIONS_CLIENT_OPTIONS["appname"])
 
 
 def test_each_batch_runs_under_the_batch_timeout_not_the_request_timeout(

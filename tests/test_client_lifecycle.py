@@ -30,7 +30,7 @@ from mongo_sessions import connection
 from mongo_sessions.operation import mongo_operation
 from mongo_sessions.session import SessionStore
 from tests.http_client import Client
-from tests.servers import REPO_ROOT, web_server
+from tests.servers import one_module_site
 from tests.support import requires_async_api
 
 RUNS = 200
@@ -291,22 +291,9 @@ GTHREAD_APP = '''
 import os
 import threading
 
-import django
-from django.conf import settings
+from tests.wsgi_site import configure
 
-settings.configure(
-    SECRET_KEY="gthread-test",
-    ALLOWED_HOSTS=["127.0.0.1"],
-    ROOT_URLCONF=__name__,
-    USE_TZ=True,
-    INSTALLED_APPS=["django.contrib.contenttypes", "django.contrib.auth", "mongo_sessions"],
-    DATABASES={},
-    MIDDLEWARE=["django.contrib.sessions.middleware.SessionMiddleware"],
-    SESSION_ENGINE="mongo_sessions.session",
-    MONGO_SESSIONS_URL=os.environ["GTHREAD_MONGO_URL"],
-    MONGO_SESSIONS_COLLECTION=os.environ["GTHREAD_COLLECTION"],
-)
-django.setup()
+configure("gthread-test", __name__)
 
 from django.http import JsonResponse  # noqa: E402
 from django.urls import path  # noqa: E402
@@ -339,28 +326,13 @@ WARM_UP = 40
 @pytest.fixture
 def gthread_site(tmp_path: Path, settings: Any) -> Iterator[str]:
     """gunicorn -k gthread serving GTHREAD_APP on a free loopback port; yield its base URL."""
-    (tmp_path / "gthread_app.py").write_text(GTHREAD_APP)
-    log_path = tmp_path / "gunicorn.log"
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("DJANGO_", "MONGO_"))}
-    env.update(
-        PYTHONPATH=os.pathsep.join([str(tmp_path), str(REPO_ROOT)]),
-        GTHREAD_MONGO_URL=settings.MONGO_SESSIONS_URL,
-        GTHREAD_COLLECTION=settings.MONGO_SESSIONS_COLLECTION,
-        PYTHONUNBUFFERED="1",
-    )
     args = ["--worker-class", "gthread", "--threads", str(BROWSERS), "--timeout", "60"]
-    site = web_server(
-        "gunicorn",
-        "gthread_app:application",
-        log_path=log_path,
-        env=env,
-        app_dir=tmp_path,
-        args=args,
-        probe_path="/visit/",
+    site = one_module_site(
+        tmp_path, "gthread_app", GTHREAD_APP, settings, args=args, probe_path="/visit/"
     )
     with site:
         yield site.url
-    assert "Traceback" not in log_path.read_text(errors="replace")
+    assert "Traceback" not in (tmp_path / "gunicorn.log").read_text(errors="replace")
 
 
 def alone(site: str) -> dict[str, int]:

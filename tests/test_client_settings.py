@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import asyncio
 import traceback
-from collections.abc import Iterator
 from typing import Any
 
 import pymongo
@@ -23,26 +22,9 @@ from mongo_sessions import connection
 from mongo_sessions.checks import check_settings
 from mongo_sessions.operation import mongo_operation
 from mongo_sessions.session import SessionStore
-from tests.support import requires_async_api
+from tests.support import OTHER_DB, requires_async_api
 
 PASSWORD = "s3cret-Pw"
-OTHER_DB = "mongo_sessions_tests_other"
-
-
-@pytest.fixture
-def user_client(mongo_url: str) -> Iterator[pymongo.MongoClient[dict[str, Any]]]:
-    client: pymongo.MongoClient[dict[str, Any]] = pymongo.MongoClient(
-        mongo_url, serverSelectionTimeoutMS=5000, appname="shop"
-    )
-    yield client
-    client.close()
-
-
-@pytest.fixture
-def no_url(settings: Any, mongo_client: Any) -> Iterator[None]:
-    settings.MONGO_SESSIONS_URL = None
-    yield
-    mongo_client[OTHER_DB][settings.MONGO_SESSIONS_COLLECTION].drop()
 
 
 def full_text(error: BaseException) -> str:

@@ -13,7 +13,6 @@ import multiprocessing
 import os
 import random
 import signal
-import textwrap
 import threading
 from collections import Counter
 from collections.abc import Iterator
@@ -24,11 +23,10 @@ from typing import Any
 import pytest
 from django.contrib.sessions.backends.base import UpdateError
 
-from demo.harness import web_server
 from mongo_sessions import connection
 from mongo_sessions.session import SessionStore
 from tests.http_client import Client
-from tests.servers import REPO_ROOT
+from tests.servers import one_module_site
 
 THREADS = 32
 CREATES_PER_THREAD = 50
@@ -231,22 +229,9 @@ import json
 import os
 import time
 
-import django
-from django.conf import settings
+from tests.wsgi_site import configure
 
-settings.configure(
-    SECRET_KEY="preload-test",
-    ALLOWED_HOSTS=["127.0.0.1"],
-    ROOT_URLCONF=__name__,
-    USE_TZ=True,
-    INSTALLED_APPS=["django.contrib.contenttypes", "django.contrib.auth", "mongo_sessions"],
-    DATABASES={},
-    MIDDLEWARE=["django.contrib.sessions.middleware.SessionMiddleware"],
-    SESSION_ENGINE="mongo_sessions.session",
-    MONGO_SESSIONS_URL=os.environ["PRELOAD_MONGO_URL"],
-    MONGO_SESSIONS_COLLECTION=os.environ["PRELOAD_COLLECTION"],
-)
-django.setup()
+configure("preload-test", __name__)
 
 from django.http import JsonResponse  # noqa: E402
 from django.urls import path  # noqa: E402
@@ -281,21 +266,12 @@ REQUESTS_PER_CLIENT = 10
 
 @pytest.fixture
 def preloaded_gunicorn(tmp_path: Path, settings: Any) -> Iterator[tuple[str, int, Path]]:
-    (tmp_path / "preload_app.py").write_text(textwrap.dedent(PRELOAD_APP))
     log_path = tmp_path / "gunicorn.log"
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("DJANGO_", "MONGO_"))}
-    env.update(
-        PYTHONPATH=os.pathsep.join([str(tmp_path), str(REPO_ROOT)]),
-        PRELOAD_MONGO_URL=settings.MONGO_SESSIONS_URL,
-        PRELOAD_COLLECTION=settings.MONGO_SESSIONS_COLLECTION,
-        PYTHONUNBUFFERED="1",
-    )
-    site = web_server(
-        "gunicorn",
-        "preload_app:application",
-        log_path=log_path,
-        env=env,
-        app_dir=tmp_path,
+    site = one_module_site(
+        tmp_path,
+        "preload_app",
+        PRELOAD_APP,
+        settings,
         workers=3,
         args=["--preload", "--timeout", "30", "--graceful-timeout", "5"],
         probe_path="/counter/",

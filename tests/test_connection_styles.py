@@ -12,7 +12,6 @@ from collections.abc import Iterator
 from typing import Any
 from urllib.parse import urlsplit
 
-import pymongo
 import pytest
 from django.core.exceptions import ImproperlyConfigured
 
@@ -20,9 +19,7 @@ from mongo_sessions import connection
 from mongo_sessions.exceptions import SessionStoreUnavailable
 from mongo_sessions.session import SessionStore
 from tests.servers import REPO_ROOT, free_port
-from tests.support import TEST_DB, requires_async_api
-
-OTHER_DB = "mongo_sessions_tests_other"
+from tests.support import OTHER_DB, TEST_DB, requires_async_api
 
 
 def round_trip() -> str:
@@ -33,22 +30,6 @@ def round_trip() -> str:
     assert SessionStore(session.session_key)["style"] == "checked"
     assert session.session_key is not None
     return session.session_key
-
-
-@pytest.fixture
-def user_client(mongo_url: str) -> Iterator[pymongo.MongoClient[dict[str, Any]]]:
-    client: pymongo.MongoClient[dict[str, Any]] = pymongo.MongoClient(
-        mongo_url, serverSelectionTimeoutMS=5000
-    )
-    yield client
-    client.close()
-
-
-@pytest.fixture
-def no_url(settings: Any, mongo_client: Any) -> Iterator[None]:
-    settings.MONGO_SESSIONS_URL = None
-    yield
-    mongo_client[OTHER_DB][settings.MONGO_SESSIONS_COLLECTION].drop()
 
 
 def test_url_with_database_in_path(sessions_collection: Any) -> None:

@@ -30,6 +30,7 @@ from django.urls import path
 
 from mongo_sessions.clock import utc_now
 from mongo_sessions.session import SessionStore
+from tests.logins import saved_session
 from tests.support import requires_async_api
 
 
@@ -48,11 +49,8 @@ def expire(collection: Any, key: str) -> dict[str, Any]:
 
 
 def saved(**data: Any) -> str:
-    store = SessionStore()
-    store.update(data)
-    store.save()
-    assert store.session_key is not None
-    return store.session_key
+    """Save a new session holding ``data``; return its key."""
+    return saved_session(**data).session_key or ""
 
 
 def test_save_of_an_expired_session_not_read_raises_update_error(

@@ -24,7 +24,6 @@ from __future__ import annotations
 import logging
 import time
 import traceback
-import uuid
 from collections.abc import Iterator
 from typing import Any
 
@@ -43,7 +42,8 @@ from mongo_sessions.exceptions import (
 )
 from mongo_sessions.session import SessionStore
 from mongo_sessions.testing import CommandCounter
-from tests.faults import FailCommand, is_replica_set
+from tests.faults import FailCommand, failpoint_for, is_replica_set, own_app_name
+from tests.logins import saved_session
 from tests.servers import ChildProcess
 from tests.support import TEST_DB, requires_async_api
 
@@ -62,9 +62,7 @@ FAULT_LOGGERS = ("mongo_sessions", "django")
 @pytest.fixture
 def app_name(settings: Any) -> str:
     """Give the package's client an application name of this test's own."""
-    name = f"faults-{uuid.uuid4().hex[:10]}"
-    settings.MONGO_SESSIONS_CLIENT_OPTIONS = {"appname": name}
-    return name
+    return own_app_name(settings, "faults")
 
 
 @pytest.fixture
@@ -80,12 +78,7 @@ def fail_command(
     mongo_client: pymongo.MongoClient[dict[str, Any]], app_name: str
 ) -> Iterator[FailCommand]:
     """The failCommand failpoint for the package's client; always off after the test."""
-    failpoint = FailCommand(mongo_client, app_name)
-    reason = failpoint.refusal()
-    if reason is not None:
-        pytest.skip(reason)
-    yield failpoint
-    failpoint.off()
+    yield from failpoint_for(mongo_client, app_name)
 
 
 @pytest.fixture
@@ -100,14 +93,6 @@ def fault_logs(caplog: pytest.LogCaptureFixture) -> pytest.LogCaptureFixture:
     for name in FAULT_LOGGERS:
         caplog.set_level(logging.DEBUG, logger=name)
     return caplog
-
-
-def saved_session(**data: Any) -> SessionStore:
-    store = SessionStore()
-    store.update(data)
-    store.save()
-    assert store.session_key is not None
-    return store
 
 
 def stored_data(session_key: str) -> dict[str, Any]:
@@ -146,18 +131,11 @@ def test_dropped_connection_during_save_is_retried_and_lands_once(
     assert sessions_collection.count_documents({}) == 1
 
 
-@pytest.mark.usefixtures("retryable_writes")
-def test_create_whose_reply_is_lost_is_retried_without_a_second_document(
-    fail_command: FailCommand,
-    counter: CommandCounter,
-    sessions_collection: Any,
+def lose_the_next_insert_reply(
+    fail_command: FailCommand, counter: CommandCounter, sessions_collection: Any
 ) -> None:
-    """The insert is applied, its reply fails with a retryable error, the driver
-    retries. A server that recognises the retry replays the first result; one that
-    does not (SecantusDB 0.7.0b3 when the retry's maxTimeMS changed, as it does
-    under pymongo.timeout()) answers with a duplicate key, which create() reads as
-    its own document (by the create id only that insert wrote), not as a collision
-    that would move it to a new key and leave an orphan. Either way: one document."""
+    """Make the next insert apply but its reply fail with a retryable error; empty the
+    collection (its indexes exist) and the counter."""
     saved_session()  # the collection and its indexes exist
     sessions_collection.delete_many({})
     fail_command.arm(
@@ -170,6 +148,21 @@ def test_create_whose_reply_is_lost_is_retried_without_a_second_document(
         },
     )
     counter.reset()
+
+
+@pytest.mark.usefixtures("retryable_writes")
+def test_create_whose_reply_is_lost_is_retried_without_a_second_document(
+    fail_command: FailCommand,
+    counter: CommandCounter,
+    sessions_collection: Any,
+) -> None:
+    """The insert is applied, its reply fails with a retryable error, the driver
+    retries. A server that recognises the retry replays the first result; one that
+    does not (SecantusDB 0.7.0b3 when the retry's maxTimeMS changed, as it does
+    under pymongo.timeout()) answers with a duplicate key, which create() reads as
+    its own document (by the create id only that insert wrote), not as a collision
+    that would move it to a new key and leave an orphan. Either way: one document."""
+    lose_the_next_insert_reply(fail_command, counter, sessions_collection)
 
     store = saved_session(marker="only-once")
 
@@ -184,18 +177,7 @@ def test_create_whose_reply_is_lost_is_retried_without_a_second_document(
 async def test_async_create_whose_reply_is_lost_is_retried_without_a_second_document(
     fail_command: FailCommand, counter: CommandCounter, sessions_collection: Any
 ) -> None:
-    saved_session()
-    sessions_collection.delete_many({})
-    fail_command.arm(
-        ["insert"],
-        mode={"times": 1},
-        writeConcernError={
-            "code": 64,
-            "errmsg": "waiting for replication timed out",
-            "errorLabels": ["RetryableWriteError"],
-        },
-    )
-    counter.reset()
+    lose_the_next_insert_reply(fail_command, counter, sessions_collection)
 
     store = SessionStore()
     await store.aset("marker", "only-once")

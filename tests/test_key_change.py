@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import logging
 import sys
-import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import timedelta
@@ -42,7 +41,7 @@ from mongo_sessions.exceptions import (
 )
 from mongo_sessions.key_change import PROVISIONAL_LIFETIME
 from mongo_sessions.session import SessionStore
-from tests.faults import FailCommand
+from tests.faults import FailCommand, failpoint_for, own_app_name
 from tests.servers import REPO_ROOT
 from tests.support import requires_async_api
 
@@ -114,21 +113,14 @@ FAULTS = [
 
 @pytest.fixture
 def app_name(settings: Any) -> str:
-    name = f"key-change-{uuid.uuid4().hex[:10]}"
-    settings.MONGO_SESSIONS_CLIENT_OPTIONS = {"appname": name}
-    return name
+    return own_app_name(settings, "key-change")
 
 
 @pytest.fixture
 def fail_command(
     mongo_client: pymongo.MongoClient[dict[str, Any]], app_name: str
 ) -> Iterator[FailCommand]:
-    failpoint = FailCommand(mongo_client, app_name)
-    reason = failpoint.refusal()
-    if reason is not None:
-        pytest.skip(reason)
-    yield failpoint
-    failpoint.off()
+    yield from failpoint_for(mongo_client, app_name)
 
 
 # --- what a failed or a completed login leaves ------------------------------------

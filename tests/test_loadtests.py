@@ -113,6 +113,12 @@ def test_run_compares_two_engines_on_the_embedded_server(tmp_path: Path) -> None
 def test_ops_counts_commands_and_falls_back_without_redis_and_postgres(
     tmp_path: Path, mongo_url: str
 ) -> None:
+    """``ops`` without Redis and PostgreSQL: its JSON, samples, chart, report and output.
+
+    Over 60 lines on purpose: every assertion reads what one run of the command
+    wrote (two processes, each on a fresh server); a test per file would each
+    pay for a run of its own.
+    """
     out = tmp_path / "ops"
     args = ["ops", "--iterations", "20", "--warmup", "5", "--runs", "2", "--import-runs", "1"]
     proc = _run([*args, "--output", str(out)], _env(MONGO_SESSIONS_URL=mongo_url), timeout=300)

@@ -13,12 +13,11 @@ from bson import ObjectId
 from django.contrib.sessions.backends.db import SessionStore as DbSessionStore
 from django.core.management import call_command
 from django.core.management.base import CommandError
-from pymongo import monitoring
 
 from mongo_sessions import connection
 from mongo_sessions.session import SessionStore
 from tests.faults import FailCommand
-from tests.support import requires_async_api
+from tests.support import AllCommands, requires_async_api
 
 
 def setup(*args: str) -> str:
@@ -66,22 +65,6 @@ def test_turns_a_plain_index_into_a_ttl_index(sessions_collection: Any) -> None:
     ttl = [s for s in index_specs(sessions_collection).values() if "expireAfterSeconds" in s]
     assert len(ttl) == 1
     assert ttl[0]["expireAfterSeconds"] == 0
-
-
-class AllCommands(monitoring.CommandListener):
-    """Record every command name (CommandCounter leaves out the index creation's)."""
-
-    def __init__(self) -> None:
-        self.commands: list[str] = []
-
-    def started(self, event: monitoring.CommandStartedEvent) -> None:
-        self.commands.append(event.command_name)
-
-    def succeeded(self, event: monitoring.CommandSucceededEvent) -> None:
-        pass
-
-    def failed(self, event: monitoring.CommandFailedEvent) -> None:
-        pass
 
 
 @pytest.fixture

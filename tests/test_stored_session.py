@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import time
-import uuid
 from datetime import timedelta
 from typing import Any
 
@@ -18,7 +17,8 @@ from mongo_sessions.clock import utc_now
 from mongo_sessions.exceptions import SessionStoreUnavailable
 from mongo_sessions.session import SessionStore
 from mongo_sessions.testing import CommandCounter
-from tests.faults import FailCommand
+from tests.faults import FailCommand, own_app_name
+from tests.logins import saved_session
 from tests.support import requires_async_api
 
 TIMEOUT = 0.5  # MONGO_SESSIONS_TIMEOUT of the blocked-server test, seconds
@@ -28,22 +28,13 @@ MARGIN = 1.5  # how much later than the timeout the failure may come (see test_f
 @pytest.fixture
 def app_name(settings: Any) -> str:
     """Give the package's client an application name of this test's own."""
-    name = f"stored-{uuid.uuid4().hex[:10]}"
-    settings.MONGO_SESSIONS_CLIENT_OPTIONS = {"appname": name}
-    return name
-
-
-def saved(**data: Any) -> SessionStore:
-    store = SessionStore()
-    store.update(data)
-    store.save()
-    return store
+    return own_app_name(settings, "stored")
 
 
 def test_returns_the_stored_document_of_a_live_session(
     sessions_collection: Any,
 ) -> None:
-    store = saved(cart={"apple": 2}, **{SESSION_KEY: "42"})
+    store = saved_session(cart={"apple": 2}, **{SESSION_KEY: "42"})
     key = store.session_key or ""
     document = sessions_collection.find_one({"_id": key})
 
@@ -68,7 +59,7 @@ def test_unknown_expired_and_malformed_keys_give_none(
 ) -> None:
     # No TTL index, so that the expired document is still there to be left out.
     settings.MONGO_SESSIONS_AUTO_INDEX = False
-    expired = saved(visits=1)
+    expired = saved_session(visits=1)
     sessions_collection.update_one(
         {"_id": expired.session_key}, {"$set": {"expire_date": utc_now() - timedelta(seconds=1)}}
     )
@@ -91,7 +82,7 @@ def test_blocked_server_fails_within_the_timeout_without_the_key(
     caplog: pytest.LogCaptureFixture,
 ) -> None:
     settings.MONGO_SESSIONS_TIMEOUT = TIMEOUT
-    key = saved(visits=1).session_key or ""
+    key = saved_session(visits=1).session_key or ""
     failpoint = FailCommand(mongo_client, app_name)
     reason = failpoint.refusal()
     if reason is not None:
@@ -135,6 +126,6 @@ def test_async_twin_on_django_without_the_async_session_api(
     sessions_collection: Any,
 ) -> None:
     """astored_session needs only an event loop, whatever Django's version."""
-    key = saved(visits=1).session_key or ""
+    key = saved_session(visits=1).session_key or ""
     stored = asyncio.run(mongo_sessions.astored_session(key))
     assert stored == mongo_sessions.stored_session(key)

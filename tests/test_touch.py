@@ -20,13 +20,13 @@ from mongo_sessions import connection
 from mongo_sessions.middleware import SessionMiddleware
 from mongo_sessions.session import SessionStore
 from mongo_sessions.testing import DRIVER_COMMANDS, HOUSEKEEPING_COMMANDS, WRITE_COMMANDS
-from tests.support import requires_async_api
+from tests.support import StartedCommands, requires_async_api
 
 TOUCH_AFTER = 300
 AGE = 14 * 24 * 3600  # SESSION_COOKIE_AGE's default
 
 
-class Recorder(monitoring.CommandListener):
+class Recorder(StartedCommands):
     """Keep each command the package's clients send, with its body."""
 
     def __init__(self) -> None:
@@ -36,12 +36,6 @@ class Recorder(monitoring.CommandListener):
         # Not the driver's own, nor the index creation's (a background thread's).
         if event.command_name not in DRIVER_COMMANDS | HOUSEKEEPING_COMMANDS:
             self.commands.append((event.command_name, copy.deepcopy(dict(event.command))))
-
-    def succeeded(self, event: monitoring.CommandSucceededEvent) -> None:
-        pass
-
-    def failed(self, event: monitoring.CommandFailedEvent) -> None:
-        pass
 
     @property
     def names(self) -> list[str]:

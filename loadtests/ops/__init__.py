@@ -35,8 +35,10 @@ would charge the client for the server's own work, the more so the slower the
 server (the embedded SecantusDB is pure Python; Redis is C). In a deployment
 the store runs on another machine.
 
-Modules: ``engines`` (each engine and how to count what it sends),
-``measure`` (the operations, as data, and the counting and timing),
+Modules: ``engines`` (what an engine is, and mongo_sessions' and
+django-mongodb-backend's engines), ``django_engines`` (Django's cache and
+database engines), ``configure`` (Django set up for all of them, and the
+cleanup), ``measure`` (the operations, as data, and the counting and timing),
 ``single`` (one run), ``imports`` (import cost), ``render`` (the Markdown, JSON
 and chart).
 """

@@ -24,16 +24,9 @@ from typing import Any
 from mongo_sessions.testing import CommandCounter
 
 from ..stores import describe_mongo
-from .engines import (
-    Engine,
-    cache_engine,
-    cleanup,
-    configure_django,
-    db_engine,
-    mongo_engine,
-    mongodb_backend_available,
-    mongodb_backend_engine,
-)
+from .configure import cleanup, configure_django
+from .django_engines import cache_engine, db_engine
+from .engines import Engine, mongo_engine, mongodb_backend_available, mongodb_backend_engine
 from .measure import OPERATIONS, measure, stored_bytes
 
 

@@ -11,7 +11,7 @@ from pymongo.collection import Collection
 from mongo_sessions.connection import get_target
 from mongo_sessions.convert import BATCH_SIZE, convert_sessions, count_in_other_format, engine_store
 from mongo_sessions.exceptions import SessionStoreError
-from mongo_sessions.indexes import apply_index_changes, plan_index_changes, seed_ttl_index
+from mongo_sessions.index_changes import apply_index_changes, plan_index_changes, seed_ttl_index
 from mongo_sessions.migration import import_db_sessions, migrate_seed_sessions
 from mongo_sessions.operation import mongo_operation
 
