@@ -153,6 +153,17 @@ def wait_for_auto_index(timeout: float) -> bool:
     return state.auto_index.wait(state.target().collection, timeout)
 
 
+def stop_auto_index(timeout: float) -> bool:
+    """Stop automatic index creation on the current target, waiting up to ``timeout`` seconds.
+
+    Return whether no attempt is still running. For code about to drop the
+    sessions collection (``mongo_sessions.testing``): an attempt that ends after
+    the drop would create the collection again. A setting change or
+    ``reset()`` starts a fresh, active one.
+    """
+    return _state.auto_index.stop(timeout)
+
+
 _SRV = "mongodb+srv://"
 
 

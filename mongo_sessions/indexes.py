@@ -109,6 +109,16 @@ class AutoIndex:
         self._cancelled = True
         self.done = True
 
+    def stop(self, timeout: float) -> bool:
+        """Start no more attempts; wait up to ``timeout`` seconds for one in progress to end.
+
+        Return whether none is running any more. Before a collection is
+        dropped: an attempt that ends after the drop would create it again
+        (``createIndexes`` creates a missing collection).
+        """
+        self.cancel()
+        return self._idle.wait(timeout)
+
     def due(self) -> bool:
         """Return whether an attempt should start now (no lock: a cheap first test)."""
         return not self.done and self._idle.is_set() and monotonic() >= self._next_attempt

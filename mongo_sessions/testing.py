@@ -21,7 +21,7 @@ from collections.abc import Iterator
 from pymongo import monitoring
 
 from .conf import conf
-from .connection import get_collection, get_target
+from .connection import get_collection, get_target, stop_auto_index
 from .exceptions import SessionStoreError
 from .operation import mongo_operation
 
@@ -122,6 +122,8 @@ def isolated_sessions_collection() -> Iterator[str]:
         try:
             yield name
         finally:
+            # An index creation still running would create the collection again after the drop.
+            stop_auto_index(conf.MONGO_SESSIONS_TIMEOUT)
             try:
                 with mongo_operation("test collection drop"):
                     get_target().collection.drop()

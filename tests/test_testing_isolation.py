@@ -14,6 +14,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import time
 import uuid
 from pathlib import Path
 from typing import Any
@@ -22,6 +23,7 @@ import pymongo
 import pytest
 
 from mongo_sessions.testing import empty_sessions_collection, isolated_sessions_collection
+from tests.faults import FailCommand, own_app_name
 from tests.servers import free_port
 from tests.support import TEST_DB
 
@@ -228,3 +230,34 @@ def test_an_unreachable_server_at_teardown_is_logged_not_raised(
     with isolated_sessions_collection() as name:
         pass
     assert f"test collection {name} was not dropped" in caplog.text
+
+
+def test_the_drop_waits_for_an_index_creation_in_progress(
+    settings: Any, mongo_client: pymongo.MongoClient[dict[str, Any]]
+) -> None:
+    """An index creation that ended after the drop would create the collection again."""
+    from mongo_sessions import connection
+    from mongo_sessions.session import SessionStore
+
+    settings.MONGO_SESSIONS_AUTO_INDEX = True
+    failpoint = FailCommand(mongo_client, own_app_name(settings, "isolation"))
+    reason = failpoint.refusal()
+    if reason is not None:
+        pytest.skip(reason)
+    try:
+        with isolated_sessions_collection() as name:
+            # The collection exists before the first use, so that use starts
+            # createIndexes at once; the server holds it 1.5 s.
+            mongo_client[TEST_DB].create_collection(name)
+            failpoint.arm(["createIndexes"], blockConnection=True, blockTimeMS=1500)
+            SessionStore().create()
+            # Until the attempt has found the collection it sends no createIndexes.
+            auto_index = connection._state.auto_index
+            deadline = time.monotonic() + 10
+            while auto_index.attempts == 0 and time.monotonic() < deadline:
+                time.sleep(0.01)
+            assert auto_index.attempts == 1
+        time.sleep(2.5)  # past the hold: a createIndexes sent before the drop has run by now
+        assert name not in mongo_client[TEST_DB].list_collection_names()
+    finally:
+        failpoint.off()
