@@ -9,6 +9,8 @@ and a fork replace that object as a whole.
 
 from __future__ import annotations
 
+import asyncio
+import logging
 import os
 import threading
 import time
@@ -16,6 +18,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import timezone
 from typing import Any
+from urllib.parse import parse_qsl
 
 from bson.codec_options import CodecOptions
 from django.core.exceptions import ImproperlyConfigured
@@ -33,7 +36,10 @@ from . import validation
 from .conf import CONNECTION_SETTINGS, DEFAULT_CLIENT_OPTIONS, conf
 from .indexes import AutoIndex
 from .loops import LoopClients
-from .operation import mongo_operation, operation_deadline
+from .operation import mongo_operation, no_server_hooks, operation_deadline
+from .validation import timeout_seconds
+
+logger = logging.getLogger("mongo_sessions")
 
 # Datetimes come back aware and in UTC whatever the client's own codec options.
 CODEC_OPTIONS: CodecOptions[dict[str, Any]] = CodecOptions(tz_aware=True, tzinfo=timezone.utc)
@@ -204,9 +210,13 @@ def resolve_target() -> Target:
                 password=conf.MONGO_DB_PASSWORD,
                 authSource=conf.MONGO_DB_NAME,
             )
-    # connect=False whatever the options say: no I/O (DNS included) before first use.
-    base = {**DEFAULT_CLIENT_OPTIONS, **arguments, "connect": False}
-    options = {**DEFAULT_CLIENT_OPTIONS, **(extra if isinstance(extra, dict) else {}), **arguments}
+    # The package's defaults give way to the URL's own options, and both to
+    # MONGO_SESSIONS_CLIENT_OPTIONS (pymongo lets keyword arguments win over the
+    # URL). connect=False whatever they say: no I/O (DNS included) before first use.
+    in_url = _url_option_names(url) if url else set()
+    defaults = {k: v for k, v in DEFAULT_CLIENT_OPTIONS.items() if k.lower() not in in_url}
+    base = {**defaults, **arguments, "connect": False}
+    options = {**defaults, **(extra if isinstance(extra, dict) else {}), **arguments}
     options["connect"] = False
     client = _new_client(MongoClient, base, options, setting, secret)
     if url:
@@ -255,6 +265,12 @@ def _new_client(
     raise ImproperlyConfigured(f"{setting} cannot be used: {detail}") from (
         None if leaks else error
     )
+
+
+def _url_option_names(url: str) -> set[str]:
+    """Return the names of the options in a MongoDB URL's query string, in lower case."""
+    _, _, query = url.partition("?")
+    return {name.lower() for name, _ in parse_qsl(query, keep_blank_values=True)}
 
 
 def _url_password(url: str) -> str | None:
@@ -356,6 +372,11 @@ class _State:
 
 _state_lock = threading.Lock()
 _state = _State()
+
+# A client of the package's own that lost every server is replaced at most
+# once per this many seconds (see _replace_lost_clients).
+LOST_CLIENT_INTERVAL = 5.0
+_last_replacement = -LOST_CLIENT_INTERVAL
 
 
 def get_target() -> Target:
@@ -483,6 +504,58 @@ def reset() -> None:
     with _state_lock:
         old, _state = _state, _State()
     old.close()
+
+
+def _lost_every_server(client: MongoClient[Any] | AsyncMongoClient[Any]) -> bool:
+    """Whether ``client``'s topology holds no server at all: it can never select one again."""
+    return not client.topology_description.server_descriptions()
+
+
+def _replace_lost_clients() -> None:
+    """Replace the package's own clients once their topology has lost every server.
+
+    Run after an operation found no server. pymongo removes a replica-set
+    member that answers ``hello`` as a standalone and never looks for it
+    again: with no server left, no operation can ever be sent, even once the
+    server answers. mongod never answers so, but a member restarted without
+    its ``--replSet`` or a stand-in that answers so while it stops (SecantusDB)
+    can. Clients the user gave (``MONGO_CLIENT``, the database alias) are never
+    replaced. The old clients are closed one timeout later, once the
+    operations in flight on them have ended. Never raises.
+    """
+    global _state, _last_replacement
+    state = _state
+    target = state._target
+    if target is None or not target.owns_client:
+        return
+    clients: list[MongoClient[Any] | AsyncMongoClient[Any]] = [target.client]
+    loop_clients = state._loop_clients
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        pass
+    else:
+        collection = loop_clients.get(0.0) if loop_clients is not None else None
+        if collection is not None:
+            clients.append(collection.database.client)
+    if not any(_lost_every_server(client) for client in clients):
+        return
+    with _state_lock:
+        now = time.monotonic()
+        if _state is not state or now - _last_replacement < LOST_CLIENT_INTERVAL:
+            return
+        _last_replacement = now
+        _state = _State()
+    logger.warning(
+        "mongo_sessions: the MongoDB client lost every server of its deployment "
+        "(a member answered as a standalone); a new client replaces it"
+    )
+    closer = threading.Timer(timeout_seconds(), state.close)
+    closer.daemon = True
+    closer.start()
+
+
+no_server_hooks.append(_replace_lost_clients)
 
 
 def _forget_after_fork() -> None:
