@@ -34,7 +34,7 @@ from .conf import conf
 from .connection import aget_collection, get_collection
 from .exceptions import SessionDataError, SessionStoreError, SessionStoreUnavailable, chain_cause
 from .indexes import blocking_index_error, is_key_collision
-from .key_change import REPLACES_FIELD, KeyChangeMixin, provisional
+from .key_change import REPLACES_FIELD, KeyChangeMixin, abandoned_documents, provisional
 from .operation import mongo_operation
 from .redaction import SessionKey
 from .validation import DOCUMENT, SIGNED, session_format, ttl_seconds
@@ -78,6 +78,7 @@ class SessionStore(KeyChangeMixin, SessionBase):
         # The state of a key change (see key_change.py).
         self._replaced_keys = None
         self._creating_replacement = None
+        self._provisional_key = None
 
     def _set_session_key(self, value: str | None) -> None:
         # Kept as a SessionKey: a traceback's variables show its hash, not the key.
@@ -175,6 +176,8 @@ class SessionStore(KeyChangeMixin, SessionBase):
         data = self._loaded(document)
         if document is not None and document.get(REPLACES_FIELD):
             self._complete_key_change(session_key, document[REPLACES_FIELD], data, True)
+        if abandoned_documents:  # a failed login left a document (key_change.py)
+            self.delete_abandoned()
         return data
 
     async def aload(self) -> dict[str, Any]:
@@ -189,6 +192,8 @@ class SessionStore(KeyChangeMixin, SessionBase):
         data = self._loaded(document)
         if document is not None and document.get(REPLACES_FIELD):
             await self._acomplete_key_change(session_key, document[REPLACES_FIELD], data, True)
+        if abandoned_documents:
+            await self.adelete_abandoned()
         return data
 
     def _loaded(self, document: dict[str, Any] | None) -> dict[str, Any]:
@@ -285,12 +290,17 @@ class SessionStore(KeyChangeMixin, SessionBase):
             return None
         now = utc_now()  # one clock read: the match of a live session, and the expiry
         update = self._update(data, now, key_change=replaced is not None)
-        with self._operation("save", session_key):
-            collection = get_collection()
-            try:
-                result = _deep_safe(collection.update_one, _live(session_key, now), update)
-            except DuplicateKeyError as e:
-                raise blocking_index_error("save", e) from chain_cause(e, session_key)
+        try:
+            with self._operation("save", session_key):
+                collection = get_collection()
+                try:
+                    result = _deep_safe(collection.update_one, _live(session_key, now), update)
+                except DuplicateKeyError as e:
+                    raise blocking_index_error("save", e) from chain_cause(e, session_key)
+        except SessionStoreError:
+            if replaced is not None:  # the login fails: the new key never reaches the browser
+                self._abandon(session_key)
+            raise
         if result.matched_count == 0:
             # Deleted by another request (a logout), or expired: never bring it back.
             raise UpdateError
@@ -325,12 +335,17 @@ class SessionStore(KeyChangeMixin, SessionBase):
             return None
         now = utc_now()
         update = self._update(data, now, key_change=replaced is not None)
-        with self._operation("save", session_key):
-            collection = await aget_collection()
-            try:
-                result = await collection.update_one(_live(session_key, now), update)
-            except DuplicateKeyError as e:
-                raise blocking_index_error("save", e) from chain_cause(e, session_key)
+        try:
+            with self._operation("save", session_key):
+                collection = await aget_collection()
+                try:
+                    result = await collection.update_one(_live(session_key, now), update)
+                except DuplicateKeyError as e:
+                    raise blocking_index_error("save", e) from chain_cause(e, session_key)
+        except SessionStoreError:
+            if replaced is not None:
+                await self._aabandon(session_key)
+            raise
         if result.matched_count == 0:
             raise UpdateError
         if replaced is not None:
@@ -476,6 +491,7 @@ class SessionStore(KeyChangeMixin, SessionBase):
         }
         replaced = self._creating_replacement
         if replaced is not None:
+            self._provisional_key = session_key
             document["expire_date"] = provisional(document["expire_date"])
             if replaced:
                 document[REPLACES_FIELD] = replaced
