@@ -34,6 +34,7 @@ from . import signals
 from .clock import utc_now
 from .connection import aget_collection, get_collection
 from .exceptions import SessionStoreError, SessionStoreOutcomeUnknown
+from .operation import mongo_operation
 from .redaction import SessionKey
 
 logger = logging.getLogger("mongo_sessions")
@@ -214,12 +215,13 @@ class KeyChangeMixin(SessionBase):
     def delete_abandoned(self) -> None:
         """Delete the documents failed logins left in this process (after a successful load).
 
-        A failure is not raised (the load succeeded): the keys are kept for the
-        next load.
+        A failure is not raised (the load succeeded), nor held against this
+        store (``mongo_operation``, not the store's own): the keys are kept for
+        the next load.
         """
         for key in _take_abandoned():
             try:
-                with self._operation("cycle_key", key):
+                with mongo_operation("cycle_key", key):
                     get_collection().delete_one(_abandoned_filter(key))
             except SessionStoreError:
                 _remember_abandoned(key)
@@ -228,7 +230,7 @@ class KeyChangeMixin(SessionBase):
         """Delete the documents failed logins left in this process (async; see delete_abandoned)."""
         for key in _take_abandoned():
             try:
-                with self._operation("cycle_key", key):
+                with mongo_operation("cycle_key", key):
                     collection = await aget_collection()
                     await collection.delete_one(_abandoned_filter(key))
             except SessionStoreError:

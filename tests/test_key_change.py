@@ -35,6 +35,7 @@ from django.contrib.auth import BACKEND_SESSION_KEY, HASH_SESSION_KEY, SESSION_K
 from django.contrib.auth.models import User
 from django.test import Client
 
+from mongo_sessions import key_change
 from mongo_sessions.clock import utc_now
 from mongo_sessions.exceptions import (
     SessionStoreError,
@@ -311,6 +312,22 @@ def test_two_key_changes_before_the_save_leave_one_document(sessions_collection:
     store.save()
     assert store.session_key is not None
     assert_key_change_completed(sessions_collection, store.session_key)
+
+
+def test_the_cleanup_of_a_failed_login_never_deletes_a_session_in_use(
+    sessions_collection: Any,
+) -> None:
+    old_key = pre_login_session()
+    store = SessionStore(old_key)
+    store.cycle_key()
+    authenticate(store)
+    store.save()  # the key change completed: the new document is no longer provisional
+    new_key = store.session_key
+    assert new_key is not None
+    key_change._remember_abandoned(new_key)  # as if a failed login had left it
+    assert SESSION_KEY in SessionStore(new_key).load()  # a load runs the cleanup
+    assert set(documents(sessions_collection)) == {new_key}
+    assert not key_change.abandoned_documents
 
 
 # --- through the demo's /login/ form ------------------------------------------------
