@@ -7,12 +7,16 @@ the tests want it short so that removal by the monitor is seen in seconds.
 from __future__ import annotations
 
 import argparse
-import contextlib
 import signal
-import socket
+import sys
 import threading
+from pathlib import Path
 
 from secantus import SecantusDBServer
+
+# The demo's harness (example_project/demo) is not on this child's path by itself.
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "example_project"))
+from demo.harness.secantusd import stop_without_a_standalone_window
 
 
 def main() -> None:
@@ -42,25 +46,8 @@ def main() -> None:
     signal.signal(signal.SIGINT, lambda *_: stop.set())
     server.start()
     stop.wait()
+    # Without the moment of standalone hello replies (see demo/harness/secantusd.py).
     stop_without_a_standalone_window(server)
-
-
-def stop_without_a_standalone_window(server: SecantusDBServer) -> None:
-    """Stop ``server``, closing its client connections while it still knows its address.
-
-    SecantusDB's ``stop()`` forgets its listening socket before it closes the
-    client connections; a ``hello`` answered in between lacks ``setName`` and
-    ``hosts`` (the address is unknown then), so a driver that polls its
-    servers (the package's clients do, every 500 ms) takes the member for a
-    standalone, removes it from the replica set and never finds it again.
-    mongod never answers so: at shutdown it closes connections or replies
-    ShutdownInProgress. Stop accepting and close the connections first.
-    """
-    server._stop_event.set()
-    if server._socket is not None:
-        with contextlib.suppress(OSError):
-            server._socket.shutdown(socket.SHUT_RDWR)  # ends the accept loop
-    server.connections.close_all()
     server.stop()
 
 
