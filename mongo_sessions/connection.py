@@ -9,6 +9,8 @@ and a fork replace that object as a whole.
 
 from __future__ import annotations
 
+import asyncio
+import logging
 import os
 import threading
 import time
@@ -17,14 +19,18 @@ from typing import Any
 from django.core.exceptions import ImproperlyConfigured
 from django.core.signals import setting_changed
 from django.dispatch import receiver
+from pymongo import AsyncMongoClient, MongoClient
 from pymongo.asynchronous.collection import AsyncCollection
 from pymongo.collection import Collection
 
 from .conf import CONNECTION_SETTINGS, conf
 from .indexes import AutoIndex
 from .loops import LoopClients
-from .operation import mongo_operation, operation_deadline
+from .operation import mongo_operation, no_server_hooks, operation_deadline
 from .target import CODEC_OPTIONS, Target, resolve_target
+from .validation import timeout_seconds
+
+logger = logging.getLogger("mongo_sessions")
 
 # Event loops with no session operation in flight whose async client is kept
 # (an ASGI server has one loop; a loop ended by asyncio.run or async_to_sync
@@ -95,6 +101,11 @@ class _State:
 
 _state_lock = threading.Lock()
 _state = _State()
+
+# A client of the package's own that lost every server is replaced at most
+# once per this many seconds (see _replace_lost_clients).
+LOST_CLIENT_INTERVAL = 5.0
+_last_replacement = -LOST_CLIENT_INTERVAL
 
 
 def get_target() -> Target:
@@ -233,6 +244,58 @@ def reset() -> None:
     with _state_lock:
         old, _state = _state, _State()
     old.close()
+
+
+def _lost_every_server(client: MongoClient[Any] | AsyncMongoClient[Any]) -> bool:
+    """Whether ``client``'s topology holds no server at all: it can never select one again."""
+    return not client.topology_description.server_descriptions()
+
+
+def _replace_lost_clients() -> None:
+    """Replace the package's own clients once their topology has lost every server.
+
+    Run after an operation found no server. pymongo removes a replica-set
+    member that answers ``hello`` as a standalone and never looks for it
+    again: with no server left, no operation can ever be sent, even once the
+    server answers. mongod never answers so, but a member restarted without
+    its ``--replSet`` or a stand-in that answers so while it stops (SecantusDB)
+    can. Clients the user gave (``MONGO_CLIENT``, the database alias) are never
+    replaced. The old clients are closed one timeout later, once the
+    operations in flight on them have ended. Never raises.
+    """
+    global _state, _last_replacement
+    state = _state
+    target = state._target
+    if target is None or not target.owns_client:
+        return
+    clients: list[MongoClient[Any] | AsyncMongoClient[Any]] = [target.client]
+    loop_clients = state._loop_clients
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        pass
+    else:
+        collection = loop_clients.get(0.0) if loop_clients is not None else None
+        if collection is not None:
+            clients.append(collection.database.client)
+    if not any(_lost_every_server(client) for client in clients):
+        return
+    with _state_lock:
+        now = time.monotonic()
+        if _state is not state or now - _last_replacement < LOST_CLIENT_INTERVAL:
+            return
+        _last_replacement = now
+        _state = _State()
+    logger.warning(
+        "mongo_sessions: the MongoDB client lost every server of its deployment "
+        "(a member answered as a standalone); a new client replaces it"
+    )
+    closer = threading.Timer(timeout_seconds(), state.close)
+    closer.daemon = True
+    closer.start()
+
+
+no_server_hooks.append(_replace_lost_clients)
 
 
 def _forget_after_fork() -> None:

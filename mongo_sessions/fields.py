@@ -34,6 +34,7 @@ class FieldsMixin(EncodingMixin, ExpiryMixin):
 
     # Set by cycle_key() for its create() (see key_change.py).
     _creating_replacement: list[str] | None
+    _provisional_key: str | None
 
     def _fields(self, data: dict[str, Any], now: datetime) -> dict[str, Any]:
         """Return the stored fields for ``data``, saved at ``now``.
@@ -93,6 +94,7 @@ class FieldsMixin(EncodingMixin, ExpiryMixin):
         }
         replaced = self._creating_replacement
         if replaced is not None:
+            self._provisional_key = session_key
             document["expire_date"] = provisional(document["expire_date"])
             if replaced:
                 document[REPLACES_FIELD] = replaced

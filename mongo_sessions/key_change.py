@@ -13,13 +13,17 @@ pre-login session (a cart) is gone and the new document is an orphan. Here:
    next load of the new session finishes the job.
 
 So whichever write fails, the old key still holds the pre-login session (never
-anything authenticated), and a new document whose key never reached the
-browser expires on its own.
+anything authenticated). A new document whose key never reached the browser
+(the insert or the save failed, so the login failed) is deleted: at once if
+MongoDB answered the failing request, else by this process's next successful
+load (the next request with the old cookie, with one worker). It expires
+within PROVISIONAL_LIFETIME in any case.
 """
 
 from __future__ import annotations
 
 import logging
+import threading
 from contextlib import AbstractContextManager
 from datetime import datetime, timedelta
 from typing import Any
@@ -29,7 +33,8 @@ from django.contrib.sessions.backends.base import SessionBase
 from . import signals
 from .clock import utc_now
 from .connection import aget_collection, get_collection
-from .exceptions import SessionStoreError
+from .exceptions import SessionStoreError, SessionStoreOutcomeUnknown
+from .operation import mongo_operation
 from .redaction import SessionKey
 
 logger = logging.getLogger("mongo_sessions")
@@ -41,6 +46,13 @@ PROVISIONAL_LIFETIME = timedelta(minutes=10)
 # On a document made by cycle_key(), until the key change is complete: the keys
 # of the documents it replaces, deleted once it is saved.
 REPLACES_FIELD = "replaces"
+# Documents of failed logins that the failing request could not delete (MongoDB
+# did not answer it), by key: the next successful load in this process deletes
+# them. Bounded: each expires within PROVISIONAL_LIFETIME anyway. Mutated in
+# place, never rebound: session.py reads it on every load (a dict check, no I/O).
+abandoned_documents: dict[str, None] = {}
+ABANDONED_LIMIT = 1000
+_abandoned_lock = threading.Lock()
 
 
 class KeyChangeMixin(SessionBase):
@@ -54,6 +66,9 @@ class KeyChangeMixin(SessionBase):
     _replaced_keys: list[str] | None
     # Set by cycle_key() for its create(): the keys the new document replaces.
     _creating_replacement: list[str] | None
+    # The key of the last document cycle_key()'s create() tried to insert.
+    _provisional_key: str | None
+    _no_answer: SessionStoreError | None
 
     def _operation(self, operation: str, session_key: str | None) -> AbstractContextManager[None]:
         raise NotImplementedError
@@ -74,8 +89,14 @@ class KeyChangeMixin(SessionBase):
         data = self._get_session()  # type: ignore[attr-defined]
         replaced = self._keys_replaced_by_next_key()
         self._creating_replacement = replaced
+        self._provisional_key = None
         try:
             self.create()
+        except SessionStoreOutcomeUnknown:
+            # The insert may have been applied: its key never reaches the browser.
+            if self._provisional_key is not None:
+                self._abandon(self._provisional_key)
+            raise
         finally:
             self._creating_replacement = None
         self._replaced_keys = replaced
@@ -86,8 +107,13 @@ class KeyChangeMixin(SessionBase):
         data = await self._aget_session()  # type: ignore[attr-defined]
         replaced = self._keys_replaced_by_next_key()
         self._creating_replacement = replaced
+        self._provisional_key = None
         try:
             await self.acreate()
+        except SessionStoreOutcomeUnknown:
+            if self._provisional_key is not None:
+                await self._aabandon(self._provisional_key)
+            raise
         finally:
             self._creating_replacement = None
         self._replaced_keys = replaced
@@ -155,6 +181,61 @@ class KeyChangeMixin(SessionBase):
         if errors:
             _log_incomplete(errors[0], on_load)
 
+    def _abandon(self, new_key: str) -> None:
+        """Delete the new document of a key change whose login failed, or leave it for later.
+
+        Called when the insert or the save under the new key failed, on that
+        failure's path only: the new key never reaches the browser. Deleted at
+        once if MongoDB answered this store, else by the next successful load
+        in this process (see delete_abandoned). Never raises.
+        """
+        if self._no_answer is None:
+            try:
+                with self._operation("cycle_key", new_key):
+                    get_collection().delete_one(_abandoned_filter(new_key))
+            except SessionStoreError:
+                pass
+            else:
+                return
+        _remember_abandoned(new_key)
+
+    async def _aabandon(self, new_key: str) -> None:
+        """Delete the new document of a key change whose login failed (async; see _abandon)."""
+        if self._no_answer is None:
+            try:
+                with self._operation("cycle_key", new_key):
+                    collection = await aget_collection()
+                    await collection.delete_one(_abandoned_filter(new_key))
+            except SessionStoreError:
+                pass
+            else:
+                return
+        _remember_abandoned(new_key)
+
+    def delete_abandoned(self) -> None:
+        """Delete the documents failed logins left in this process (after a successful load).
+
+        A failure is not raised (the load succeeded), nor held against this
+        store (``mongo_operation``, not the store's own): the keys are kept for
+        the next load.
+        """
+        for key in _take_abandoned():
+            try:
+                with mongo_operation("cycle_key", key):
+                    get_collection().delete_one(_abandoned_filter(key))
+            except SessionStoreError:
+                _remember_abandoned(key)
+
+    async def adelete_abandoned(self) -> None:
+        """Delete the documents failed logins left in this process (async; see delete_abandoned)."""
+        for key in _take_abandoned():
+            try:
+                with mongo_operation("cycle_key", key):
+                    collection = await aget_collection()
+                    await collection.delete_one(_abandoned_filter(key))
+            except SessionStoreError:
+                _remember_abandoned(key)
+
     def _keys_to_delete(self, session_key: str | None) -> list[str]:
         """Return the valid keys delete(session_key) removes.
 
@@ -184,6 +265,27 @@ class KeyChangeMixin(SessionBase):
         else:
             update["$unset"] = {REPLACES_FIELD: ""}
         return update
+
+
+def _abandoned_filter(key: str) -> dict[str, Any]:
+    """Match the document of a failed login: still provisional (a completed key
+    change has no ``replaces`` field), so a session in use is never deleted."""
+    return {"_id": SessionKey(key), REPLACES_FIELD: {"$exists": True}}
+
+
+def _remember_abandoned(key: str) -> None:
+    with _abandoned_lock:
+        if len(abandoned_documents) >= ABANDONED_LIMIT:
+            # The oldest first: it is the nearest to expiring on its own.
+            del abandoned_documents[next(iter(abandoned_documents))]
+        abandoned_documents[SessionKey(key)] = None
+
+
+def _take_abandoned() -> list[str]:
+    with _abandoned_lock:
+        keys = list(abandoned_documents)
+        abandoned_documents.clear()
+    return keys
 
 
 def provisional(expire_date: datetime) -> datetime:

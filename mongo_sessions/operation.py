@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from contextvars import ContextVar
 from types import TracebackType
 
 import pymongo
 from bson.errors import InvalidDocument
-from pymongo.errors import DocumentTooLarge, PyMongoError
+from pymongo.errors import DocumentTooLarge, PyMongoError, ServerSelectionTimeoutError
 
 from .exceptions import SessionDataError, chain_cause, translate
 from .redaction import redact
@@ -16,6 +17,11 @@ from .validation import timeout_seconds
 
 # time.monotonic() by which the innermost mongo_operation() ends; 0.0 outside one.
 _deadline: ContextVar[float] = ContextVar("mongo_sessions_deadline", default=0.0)
+
+# Called, without argument, after an operation found no server to send to
+# (connection.py registers the check for a client that lost every member).
+# Never on the normal path: only a ServerSelectionTimeoutError runs them.
+no_server_hooks: list[Callable[[], None]] = []
 
 
 class mongo_operation:  # lower case: used like the function it was, in a with statement
@@ -62,6 +68,9 @@ class mongo_operation:  # lower case: used like the function it was, in a with s
         if error is None or not isinstance(error, PyMongoError | InvalidDocument):
             return None  # nothing to translate (a CreateError, a SessionStoreError...)
         operation, session_key = self.operation, self.session_key
+        if isinstance(error, ServerSelectionTimeoutError):
+            for hook in no_server_hooks:
+                hook()
         if isinstance(error, DocumentTooLarge):
             raise SessionDataError(
                 operation, "the session is larger than MongoDB's 16 MB document limit"

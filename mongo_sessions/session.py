@@ -23,7 +23,7 @@ from .connection import aget_collection, get_collection
 from .exceptions import SessionStoreError, SessionStoreUnavailable, chain_cause
 from .fields import CREATE_ID_FIELD, FieldsMixin
 from .fresh_stack import deep_safe
-from .key_change import REPLACES_FIELD, KeyChangeMixin
+from .key_change import REPLACES_FIELD, KeyChangeMixin, abandoned_documents
 from .operation import mongo_operation
 from .redaction import SessionKey
 from .unique_indexes import blocking_index_error, is_key_collision
@@ -58,6 +58,7 @@ class SessionStore(FieldsMixin, KeyChangeMixin, SessionBase):
         # The state of a key change (see key_change.py).
         self._replaced_keys = None
         self._creating_replacement = None
+        self._provisional_key = None
 
     def _set_session_key(self, value: str | None) -> None:
         # Kept as a SessionKey: a traceback's variables show its hash, not the key.
@@ -107,6 +108,8 @@ class SessionStore(FieldsMixin, KeyChangeMixin, SessionBase):
         data = self._loaded(document)
         if document is not None and document.get(REPLACES_FIELD):
             self._complete_key_change(session_key, document[REPLACES_FIELD], data, True)
+        if abandoned_documents:  # a failed login left a document (key_change.py)
+            self.delete_abandoned()
         return data
 
     async def aload(self) -> dict[str, Any]:
@@ -121,6 +124,8 @@ class SessionStore(FieldsMixin, KeyChangeMixin, SessionBase):
         data = self._loaded(document)
         if document is not None and document.get(REPLACES_FIELD):
             await self._acomplete_key_change(session_key, document[REPLACES_FIELD], data, True)
+        if abandoned_documents:
+            await self.adelete_abandoned()
         return data
 
     def _loaded(self, document: dict[str, Any] | None) -> dict[str, Any]:
@@ -217,12 +222,17 @@ class SessionStore(FieldsMixin, KeyChangeMixin, SessionBase):
             return None
         now = utc_now()  # one clock read: the match of a live session, and the expiry
         update = self._update(data, now, key_change=replaced is not None)
-        with self._operation("save", session_key):
-            collection = get_collection()
-            try:
-                result = deep_safe(collection.update_one, _live(session_key, now), update)
-            except DuplicateKeyError as e:
-                raise blocking_index_error("save", e) from chain_cause(e, session_key)
+        try:
+            with self._operation("save", session_key):
+                collection = get_collection()
+                try:
+                    result = deep_safe(collection.update_one, _live(session_key, now), update)
+                except DuplicateKeyError as e:
+                    raise blocking_index_error("save", e) from chain_cause(e, session_key)
+        except SessionStoreError:
+            if replaced is not None:  # the login fails: the new key never reaches the browser
+                self._abandon(session_key)
+            raise
         if result.matched_count == 0:
             # Deleted by another request (a logout), or expired: never bring it back.
             raise UpdateError
@@ -257,12 +267,17 @@ class SessionStore(FieldsMixin, KeyChangeMixin, SessionBase):
             return None
         now = utc_now()
         update = self._update(data, now, key_change=replaced is not None)
-        with self._operation("save", session_key):
-            collection = await aget_collection()
-            try:
-                result = await collection.update_one(_live(session_key, now), update)
-            except DuplicateKeyError as e:
-                raise blocking_index_error("save", e) from chain_cause(e, session_key)
+        try:
+            with self._operation("save", session_key):
+                collection = await aget_collection()
+                try:
+                    result = await collection.update_one(_live(session_key, now), update)
+                except DuplicateKeyError as e:
+                    raise blocking_index_error("save", e) from chain_cause(e, session_key)
+        except SessionStoreError:
+            if replaced is not None:
+                await self._aabandon(session_key)
+            raise
         if result.matched_count == 0:
             raise UpdateError
         if replaced is not None:

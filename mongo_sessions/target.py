@@ -12,6 +12,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import timezone
 from typing import Any
+from urllib.parse import parse_qsl
 
 from bson.codec_options import CodecOptions
 from django.core.exceptions import ImproperlyConfigured
@@ -200,9 +201,13 @@ def _own_client_target(collection_name: str) -> Target:
     extra = conf.MONGO_SESSIONS_CLIENT_OPTIONS
     url = conf.MONGO_SESSIONS_URL
     setting, secret, arguments = _client_arguments(url)
-    # connect=False whatever the options say: no I/O (DNS included) before first use.
-    base = {**DEFAULT_CLIENT_OPTIONS, **arguments, "connect": False}
-    options = {**DEFAULT_CLIENT_OPTIONS, **(extra if isinstance(extra, dict) else {}), **arguments}
+    # The package's defaults give way to the URL's own options, and both to
+    # MONGO_SESSIONS_CLIENT_OPTIONS (pymongo lets keyword arguments win over the
+    # URL). connect=False whatever they say: no I/O (DNS included) before first use.
+    in_url = _url_option_names(url) if url else set()
+    defaults = {k: v for k, v in DEFAULT_CLIENT_OPTIONS.items() if k.lower() not in in_url}
+    base = {**defaults, **arguments, "connect": False}
+    options = {**defaults, **(extra if isinstance(extra, dict) else {}), **arguments}
     options["connect"] = False
     client = _new_client(MongoClient, base, options, setting, secret)
     if url:
@@ -273,6 +278,12 @@ def _new_client(
     raise ImproperlyConfigured(f"{setting} cannot be used: {detail}") from (
         None if leaks else error
     )
+
+
+def _url_option_names(url: str) -> set[str]:
+    """Return the names of the options in a MongoDB URL's query string, in lower case."""
+    _, _, query = url.partition("?")
+    return {name.lower() for name, _ in parse_qsl(query, keep_blank_values=True)}
 
 
 def _url_password(url: str) -> str | None:

@@ -16,6 +16,7 @@ import pymongo
 import pytest
 
 from mongo_sessions import connection
+from mongo_sessions.key_change import abandoned_documents
 from mongo_sessions.testing import CommandCounter
 from tests.servers import ChildProcess, test_mongo_server, wait_for_ping
 from tests.support import OTHER_DB, TEST_DB, TEST_URL
@@ -76,6 +77,8 @@ def sessions_collection(
     collection = client[TEST_DB][name]
     yield collection
     connection.reset()
+    # Documents a failed login left for the next load: of this test's collection.
+    abandoned_documents.clear()
     collection.drop()
 
 

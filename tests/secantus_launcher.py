@@ -8,9 +8,15 @@ from __future__ import annotations
 
 import argparse
 import signal
+import sys
 import threading
+from pathlib import Path
 
 from secantus import SecantusDBServer
+
+# The demo's harness (example_project/demo) is not on this child's path by itself.
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "example_project"))
+from demo.harness.secantusd import stop_without_a_standalone_window
 
 
 def main() -> None:
@@ -40,6 +46,8 @@ def main() -> None:
     signal.signal(signal.SIGINT, lambda *_: stop.set())
     server.start()
     stop.wait()
+    # Without the moment of standalone hello replies (see demo/harness/secantusd.py).
+    stop_without_a_standalone_window(server)
     server.stop()
 
 

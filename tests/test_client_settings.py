@@ -221,3 +221,26 @@ def test_a_driver_refusal_at_resolve_time_names_the_setting_without_the_password
         assert setting in str(raised.value)
         text = full_text(raised.value)
         assert PASSWORD not in text and "pa/ss" not in text
+
+
+def test_the_package_clients_poll_the_server_every_500_ms() -> None:
+    assert SessionStore("u" * 32).load() == {}
+    options = connection.get_target().client.options
+    assert options.server_monitoring_mode == "poll"
+    assert options.heartbeat_frequency == 0.5
+
+
+def test_options_in_the_url_win_over_the_package_defaults(settings: Any) -> None:
+    url = settings.MONGO_SESSIONS_URL
+    options = "appname=shop&heartbeatFrequencyMS=2000&serverMonitoringMode=stream"
+    settings.MONGO_SESSIONS_URL = url + ("&" if "?" in url else "?") + options
+    assert SessionStore("u" * 32).load() == {}
+    options = connection.get_target().client.options
+    assert options.pool_options.appname == "shop"
+    assert options.heartbeat_frequency == 2
+    assert options.server_monitoring_mode == "stream"
+    assert options.server_selection_timeout == 5  # a default the URL does not set
+    # MONGO_SESSIONS_CLIENT_OPTIONS wins over both.
+    settings.MONGO_SESSIONS_CLIENT_OPTIONS = {"appname": "shop-2"}
+    assert SessionStore("u" * 32).load() == {}
+    assert connection.get_target().client.options.pool_options.appname == "shop-2"

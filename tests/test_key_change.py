@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import logging
 import sys
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import timedelta
@@ -33,6 +34,7 @@ from django.contrib.auth import BACKEND_SESSION_KEY, HASH_SESSION_KEY, SESSION_K
 from django.contrib.auth.models import User
 from django.test import Client
 
+from mongo_sessions import key_change
 from mongo_sessions.clock import utc_now
 from mongo_sessions.exceptions import (
     SessionStoreError,
@@ -185,6 +187,8 @@ def check_outcome(
         # The old cookie goes on working: the visitor can retry.
         again = SessionStore(old_key)
         assert again["cart"] == CART
+        # The next successful request leaves no other document.
+        assert set(documents(collection)) == {old_key}
         again["cart"] = {"apple": 3}
         again.save()
         assert SessionStore(old_key).load() == {"cart": {"apple": 3}}
@@ -260,6 +264,11 @@ async def test_failed_async_key_change_leaves_the_user_as_they_were(
     else:
         assert fault.raises is None, "the login reported success"
 
+    if not fault.login_succeeds:
+        # The async load of the next request leaves no other document.
+        fail_command.off()
+        assert await SessionStore(old_key).aload() == {"cart": CART}
+        assert set(documents(sessions_collection)) == {old_key}
     check_outcome(fault, sessions_collection, old_key, new_key, fail_command)
 
 
@@ -295,6 +304,22 @@ def test_two_key_changes_before_the_save_leave_one_document(sessions_collection:
     store.save()
     assert store.session_key is not None
     assert_key_change_completed(sessions_collection, store.session_key)
+
+
+def test_the_cleanup_of_a_failed_login_never_deletes_a_session_in_use(
+    sessions_collection: Any,
+) -> None:
+    old_key = pre_login_session()
+    store = SessionStore(old_key)
+    store.cycle_key()
+    authenticate(store)
+    store.save()  # the key change completed: the new document is no longer provisional
+    new_key = store.session_key
+    assert new_key is not None
+    key_change._remember_abandoned(new_key)  # as if a failed login had left it
+    assert SESSION_KEY in SessionStore(new_key).load()  # a load runs the cleanup
+    assert set(documents(sessions_collection)) == {new_key}
+    assert not key_change.abandoned_documents
 
 
 # --- through the demo's /login/ form ------------------------------------------------
@@ -346,6 +371,8 @@ def test_failed_login_through_the_demo_form(
         assert_user_as_before(sessions_collection, old_key)
         fail_command.off()
         assert logged_in_as(browser) is None
+        # That next request, with the old cookie, left no other document.
+        assert set(documents(sessions_collection)) == {old_key}
         # The cart is there, and the old cookie still works for it.
         assert browser.post("/cart/add/", {"item": "apple"}).status_code == 302
         assert SessionStore(old_key).load() == {"cart": {"apple": 3}}
@@ -368,7 +395,7 @@ def test_failed_login_through_the_demo_form(
 
 
 def test_unanswered_key_change_write_raises_at_once_for_the_rest_of_the_request(
-    fail_command: FailCommand, settings: Any
+    fail_command: FailCommand, settings: Any, sessions_collection: Any
 ) -> None:
     settings.MONGO_SESSIONS_TIMEOUT = TIMEOUT
     old_key = pre_login_session()
@@ -380,3 +407,11 @@ def test_unanswered_key_change_write_raises_at_once_for_the_rest_of_the_request(
     assert store.session_key == old_key  # the store is as it was
     with pytest.raises(SessionStoreUnavailable, match="not sent"):
         store.save()
+    # The server holds the insert, then may apply it: once it is done, the next
+    # request's load deletes the new document (its key never reached the browser).
+    # (mongod ends it at its maxTimeMS instead: then nothing appears.)
+    deadline = time.monotonic() + BLOCKED["blockTimeMS"] / 1000 + 3
+    while sessions_collection.count_documents({}) < 2 and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert SessionStore(old_key).load() == {"cart": CART}
+    assert set(documents(sessions_collection)) == {old_key}

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.util
 import os
 import shutil
 import signal
@@ -53,12 +54,18 @@ def mongo_server(
 ) -> ChildProcess:
     """SecantusDB on 127.0.0.1:``port`` with its data in ``storage_path``; ready on a ping.
 
-    ``launcher`` replaces ``secantusd-py --host 127.0.0.1`` (the tests run one that
+    ``launcher`` replaces ``secantusd-py --host 127.0.0.1``, run through
+    ``secantusd.py`` when this Python has SecantusDB (the tests run one that
     sets the TTL monitor's period); ``args`` are more flags (``--sync-on-commit``,
     ``--auth``...); ``client_options`` go to the ping's client (TLS, credentials).
     Raises HarnessError when secantusd-py is not installed.
     """
     port = port or free_port()
+    if launcher is None and importlib.util.find_spec("secantus") is not None:
+        # secantusd-py through a wrapper that stops it without a moment of
+        # standalone hello replies (see secantusd.py beside this file).
+        launcher = [sys.executable, str(Path(__file__).with_name("secantusd.py"))]
+        launcher += ["--host", LOOPBACK]
     if launcher is None:
         executable = find_executable("secantusd-py")
         if executable is None:
