@@ -40,7 +40,7 @@ from pymongo.server_description import ServerDescription
 from mongo_sessions import connection
 from mongo_sessions.exceptions import SessionStoreError, SessionStoreUnavailable
 from mongo_sessions.session import SessionStore
-from tests.faults import FailCommand, is_replica_set
+from tests.faults import FailCommand, failpoint_for, is_replica_set, own_app_name
 from tests.servers import ChildProcess, test_mongo_server
 from tests.support import TEST_DB
 
@@ -167,14 +167,7 @@ def test_the_first_load_after_a_hung_server_resumes_succeeds(
 @pytest.fixture
 def step_down(mongo_client: pymongo.MongoClient[Any], settings: Any) -> Iterator[FailCommand]:
     """failCommand for the package's client (an appname of its own); off after the test."""
-    app_name = f"recovery-{uuid.uuid4().hex[:10]}"
-    settings.MONGO_SESSIONS_CLIENT_OPTIONS = {"appname": app_name}
-    failpoint = FailCommand(mongo_client, app_name)
-    reason = failpoint.refusal()
-    if reason is not None:
-        pytest.skip(reason)
-    yield failpoint
-    failpoint.off()
+    yield from failpoint_for(mongo_client, own_app_name(settings, "recovery"))
 
 
 def test_loads_work_again_a_second_after_a_step_down(step_down: FailCommand, settings: Any) -> None:
