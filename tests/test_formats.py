@@ -30,12 +30,14 @@ from hypothesis import given
 from hypothesis import settings as hypothesis_settings
 from hypothesis import strategies as st
 
+import mongo_sessions
 from mongo_sessions import convert, document
 from mongo_sessions.checks import check_settings
 from mongo_sessions.connection import get_collection
 from mongo_sessions.exceptions import SessionDataError
 from mongo_sessions.session import SessionStore
 from mongo_sessions.testing import CommandCounter
+from tests.logins import logged_in_session
 from tests.support import requires_async_api
 
 # As the package's collection decodes documents.
@@ -393,6 +395,39 @@ async def test_async_switching_either_way_logs_nobody_out(
     }
     settings.MONGO_SESSIONS_FORMAT = "signed"
     assert await SessionStore(before.session_key).aload() == {"cart": {"apple": 2}}
+
+
+@pytest.mark.django_db
+def test_per_user_functions_and_a_login_span_both_formats(
+    settings: Any, sessions_collection: Any, alice: Any
+) -> None:
+    def data_of(key: str) -> Any:
+        return sessions_collection.find_one({"_id": key})["data"]
+
+    signed_one = logged_in_session(alice, cart=["apple"])
+    visitor = saved({"cart": ["pear"]})  # not logged in yet
+    settings.MONGO_SESSIONS_FORMAT = "document"
+    document_one = logged_in_session(alice)
+    assert isinstance(data_of(signed_one.session_key), str)
+    assert data_of(document_one.session_key) == {"_auth_user_id": str(alice.pk)}
+
+    # The visitor logs in after the switch: the key changes, as login() does,
+    # and the authenticated session is written in the new format with the cart.
+    login = SessionStore(visitor.session_key)
+    assert login["cart"] == ["pear"]
+    login.cycle_key()
+    login["_auth_user_id"] = str(alice.pk)
+    login.save()
+    assert not SessionStore().exists(visitor.session_key)
+    assert data_of(login.session_key) == {"cart": ["pear"], "_auth_user_id": str(alice.pk)}
+
+    listed = mongo_sessions.user_sessions(alice)
+    assert {s.key_hash for s in listed} == {
+        mongo_sessions.hash_session_key(s.session_key) for s in (signed_one, document_one, login)
+    }
+    assert mongo_sessions.revoke_user_sessions(alice, keep=document_one) == 2
+    assert sessions_collection.count_documents({}) == 1
+    assert SessionStore(document_one.session_key).load() == {"_auth_user_id": str(alice.pk)}
 
 
 # --- mongo_sessions_setup --convert ------------------------------------------------------------
