@@ -12,10 +12,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from django.core.exceptions import ImproperlyConfigured
 from pymongo import DeleteOne
 
-from .conf import conf
+from . import validation
 from .connection import aget_collection, get_collection
 from .operation import mongo_operation
 
@@ -25,20 +24,10 @@ _ID_ONLY = {"_id": True}
 def batch_settings() -> tuple[int, float]:
     """Return (documents per batch, seconds per batch), validated.
 
-    :raises ImproperlyConfigured: naming the setting, when one is not a positive
-        integer (size) or a positive number (timeout).
+    :raises ImproperlyConfigured: naming the setting and its check id (E018), when
+        one is not a positive integer (size) or a positive number (timeout).
     """
-    size = conf.MONGO_SESSIONS_BATCH_SIZE
-    if isinstance(size, bool) or not isinstance(size, int) or size < 1:
-        raise ImproperlyConfigured(
-            f"MONGO_SESSIONS_BATCH_SIZE must be a positive integer (documents), not {size!r}."
-        )
-    timeout = conf.MONGO_SESSIONS_BATCH_TIMEOUT
-    if isinstance(timeout, bool) or not isinstance(timeout, int | float) or not timeout > 0:
-        raise ImproperlyConfigured(
-            f"MONGO_SESSIONS_BATCH_TIMEOUT must be a positive number of seconds, not {timeout!r}."
-        )
-    return size, float(timeout)
+    return validation.batch_settings()  # the checks of `check`, E018
 
 
 def delete_in_batches(operation: str, query: dict[str, Any]) -> int:

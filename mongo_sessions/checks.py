@@ -19,6 +19,7 @@ from pymongo.errors import ConfigurationError, OperationFailure
 from .conf import conf
 from .feature_checks import check_feature_settings
 from .validation import Problem, settings_problems
+from .validation.write_concern import unacknowledged_problem
 
 UNAUTHORIZED_CODE = 13
 AUTHENTICATION_FAILED_CODE = 18
@@ -68,14 +69,19 @@ def _check_client() -> list[CheckMessage]:
                 id="mongo_sessions.E003",
             )
         )
-    for resolve, value in (
-        (resolve_mongo_client, given),
-        (resolve_async_client_factory, async_factory),
-    ):
-        try:
-            resolve(value)
-        except ClientSettingError as e:
-            messages.append(Error(e.message, hint=e.hint, id=e.check_id))
+    try:
+        client = resolve_mongo_client(given)[0]
+    except ClientSettingError as e:
+        messages.append(Error(e.message, hint=e.hint, id=e.check_id))
+    else:
+        # A client given with w=0 cannot work, and is never changed here (E019).
+        problem = unacknowledged_problem(client, "MONGO_CLIENT")
+        if problem is not None:
+            messages.append(_message(problem))
+    try:
+        resolve_async_client_factory(async_factory)
+    except ClientSettingError as e:
+        messages.append(Error(e.message, hint=e.hint, id=e.check_id))
     return messages
 
 

@@ -30,6 +30,11 @@ from .conf import conf
 SETTING = "MONGO_SESSIONS_DATABASE_ALIAS"
 BACKEND = "django_mongodb_backend"
 STYLE = "database-alias"
+CHECK_ID = "mongo_sessions.E040"
+HINT = (
+    "Name a DATABASES entry whose ENGINE is 'django_mongodb_backend', or remove "
+    f"{SETTING} and configure the connection with MONGO_SESSIONS_URL."
+)
 
 
 @dataclass(frozen=True)
@@ -98,7 +103,9 @@ def resolve(alias: str) -> AliasConnection:
     """
     problem = engine_problem(alias)
     if problem is not None:
-        raise ImproperlyConfigured(f"{SETTING} = {alias!r} cannot be used: {problem}.")
+        raise ImproperlyConfigured(
+            f"mongo_sessions: {SETTING} = {alias!r} cannot be used: {problem} ({CHECK_ID}). {HINT}"
+        )
     wrapper = connections[alias]
     params: dict[str, Any] = dict(wrapper.get_connection_params())
     return AliasConnection(

@@ -10,6 +10,8 @@ from django.conf import settings
 from django.core.checks import CheckMessage, Error, Warning
 
 from .conf import conf
+from .database_alias import CHECK_ID as ALIAS_CHECK_ID
+from .database_alias import HINT as ALIAS_HINT
 from .database_alias import SETTING as ALIAS_SETTING
 from .database_alias import engine_problem
 from .devices import ADDRESS_MODES
@@ -43,9 +45,8 @@ def _check_alias() -> list[CheckMessage]:
         messages.append(
             Error(
                 f"{ALIAS_SETTING} = {alias!r} cannot be used: {problem}.",
-                hint="Name a DATABASES entry whose ENGINE is 'django_mongodb_backend', or "
-                f"remove {ALIAS_SETTING} and configure the connection with MONGO_SESSIONS_URL.",
-                id="mongo_sessions.E040",
+                hint=ALIAS_HINT,
+                id=ALIAS_CHECK_ID,
             )
         )
     contradicting = [name for name in CONNECTION_STYLE_SETTINGS if _given(name)]

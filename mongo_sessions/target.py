@@ -55,14 +55,15 @@ class ClientSettingError(ImproperlyConfigured):
     """Raise when MONGO_CLIENT or MONGO_SESSIONS_ASYNC_CLIENT cannot be used.
 
     ``message`` and ``hint`` are what ``manage.py check`` reports under
-    ``check_id``; the exception's text is both.
+    ``check_id``; the exception's text is both, with the id, as every run-time
+    settings error of the package words it.
     """
 
     def __init__(self, message: str, *, hint: str, check_id: str) -> None:
         self.message = message
         self.hint = hint
         self.check_id = check_id
-        super().__init__(f"{message} {hint}")
+        super().__init__(f"mongo_sessions: {message.rstrip('.')} ({check_id}). {hint}")
 
 
 def resolve_mongo_client(given: Any) -> tuple[MongoClient[dict[str, Any]], str | None, str]:
@@ -76,13 +77,16 @@ def resolve_mongo_client(given: Any) -> tuple[MongoClient[dict[str, Any]], str |
     style_suffix = ""
     resolved = given
     if isinstance(given, str):
-        resolved = _imported(
-            "MONGO_CLIENT",
-            given,
-            hint="Give the dotted path of a module attribute holding a "
-            "pymongo.MongoClient or pymongo.database.Database.",
-            check_id="mongo_sessions.E002",
+        hint = (
+            "Give the dotted path of a module attribute holding a "
+            "pymongo.MongoClient or pymongo.database.Database."
         )
+        if "://" in given:
+            hint = (
+                "MONGO_CLIENT takes a client, a database or a dotted path to one: give a "
+                "connection string in MONGO_SESSIONS_URL instead (and remove MONGO_CLIENT)."
+            )
+        resolved = _imported("MONGO_CLIENT", given, hint=hint, check_id="mongo_sessions.E002")
         style_suffix = "-path"
     if isinstance(resolved, Database):
         return resolved.client, resolved.name, "database" + style_suffix
@@ -90,13 +94,13 @@ def resolve_mongo_client(given: Any) -> tuple[MongoClient[dict[str, Any]], str |
         return resolved, None, "client" + style_suffix
     if style_suffix:
         raise ClientSettingError(
-            f"MONGO_CLIENT {given!r} points to a {type(resolved).__name__}, not a "
+            f"MONGO_CLIENT {given!r} points to {validation.a_type(resolved)}, not a "
             "pymongo.MongoClient or pymongo.database.Database.",
             hint="Point MONGO_CLIENT at the client or database object itself.",
             check_id="mongo_sessions.E002",
         )
     raise ClientSettingError(
-        f"MONGO_CLIENT is a {type(given).__name__}.",
+        f"MONGO_CLIENT is {validation.a_type(given)}.",
         hint="Use a pymongo.MongoClient, a pymongo.database.Database, or a dotted path to one "
         "of them (for the async methods, set MONGO_SESSIONS_ASYNC_CLIENT as well).",
         check_id="mongo_sessions.E001",
@@ -159,10 +163,22 @@ def resolve_target() -> Target:
     collection_name = conf.MONGO_SESSIONS_COLLECTION
     alias_name = conf.MONGO_SESSIONS_DATABASE_ALIAS
     if alias_name is not None:
-        return _alias_target(alias_name, collection_name)
-    if conf.MONGO_CLIENT is not None:
-        return _given_client_target(collection_name)
-    return _own_client_target(collection_name)
+        target = _alias_target(alias_name, collection_name)
+        setting = "MONGO_SESSIONS_DATABASE_ALIAS"
+    elif conf.MONGO_CLIENT is not None:
+        target = _given_client_target(collection_name)
+        setting = "MONGO_CLIENT"
+    else:
+        target = _own_client_target(collection_name)
+        setting = validation.own_client_setting()
+    try:
+        # Before any write: with w=0 a save cannot know whether it matched (E019).
+        validation.require_acknowledged_writes(target.client, setting)
+    except ImproperlyConfigured:
+        if target.owns_client:
+            target.client.close()
+        raise
+    return target
 
 
 def _alias_target(alias_name: str, collection_name: str) -> Target:

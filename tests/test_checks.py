@@ -46,6 +46,12 @@ def test_valid_settings_give_no_messages(settings: Any) -> None:
         ({"MONGO_SESSIONS_TIMEOUT": "5"}, "mongo_sessions.E013"),
         ({"MONGO_SESSIONS_AUTO_INDEX": "no"}, "mongo_sessions.E014"),
         ({"MONGO_HOST": "db.internal"}, "mongo_sessions.W001"),
+        ({"MONGO_SESSIONS_URL": ""}, "mongo_sessions.E004"),
+        ({"MONGO_SESSIONS_URL": "mongodb://h/my.project"}, "mongo_sessions.E004"),
+        ({"MONGO_SESSIONS_BATCH_SIZE": 0}, "mongo_sessions.E018"),
+        ({"MONGO_SESSIONS_BATCH_TIMEOUT": "abc"}, "mongo_sessions.E018"),
+        ({"MONGO_SESSIONS_URL": "mongodb://h/db?w=0"}, "mongo_sessions.E019"),
+        ({"MONGO_SESSIONS_CLIENT_OPTIONS": {"w": 0}}, "mongo_sessions.E019"),
     ],
 )
 def test_each_check_id(settings: Any, overrides: dict[str, Any], expected_id: str) -> None:
@@ -109,3 +115,24 @@ def test_check_deploy_command_includes_the_server_checks(settings: Any) -> None:
     settings.MONGO_SESSIONS_TIMEOUT = 0.5
     with pytest.raises(SystemCheckError, match=r"mongo_sessions\.E101"):
         call_command("check", "--deploy")
+
+
+@pytest.mark.parametrize(
+    ("overrides", "text"),
+    [
+        ({"MONGO_CLIENT": 42, "MONGO_SESSIONS_URL": None}, "MONGO_CLIENT is an int."),
+        ({"MONGO_DB_NAME": 5}, "it is an int, not a string"),
+        ({"MONGO_SESSIONS_CLIENT_OPTIONS": 5}, "it is an int, not a dict"),
+        ({"MONGO_SESSIONS_URL": 5}, "it is an int, not a string"),
+        ({"MONGO_HOST": "db.internal"}, "MONGO_HOST is ignored because"),
+        (
+            {"MONGO_HOST": "db.internal", "MONGO_PORT": 27018},
+            "MONGO_HOST and MONGO_PORT are ignored because",
+        ),
+        ({"MONGO_SESSIONS_TTL": 3600.5}, "must be a positive integer number of seconds"),
+    ],
+)
+def test_messages_are_worded_right(settings: Any, overrides: dict[str, Any], text: str) -> None:
+    for name, value in overrides.items():
+        setattr(settings, name, value)
+    assert any(text in message.msg for message in check_settings())

@@ -16,6 +16,7 @@ import pytest
 from django.core.exceptions import ImproperlyConfigured
 from django.core.management import call_command
 from django.core.management.base import SystemCheckError
+from pymongo import MongoClient
 from pymongo.database import Database
 
 from mongo_sessions.checks import check_server, check_settings
@@ -159,6 +160,26 @@ CASES: list[tuple[str, dict[str, Any], str, str]] = [
         "E015",
         "MONGO_SESSIONS_URL",
     ),
+    (
+        "dot in the URL's database",
+        {"MONGO_SESSIONS_URL": "{url}/my.project"},
+        "E004",
+        "MONGO_SESSIONS_URL",
+    ),
+    ("empty URL", {"MONGO_SESSIONS_URL": ""}, "E004", "MONGO_SESSIONS_URL"),
+    ("w=0 in the URL", {"MONGO_SESSIONS_URL": "{url}/db?w=0"}, "E019", "MONGO_SESSIONS_URL"),
+    (
+        "w 0 in the client options",
+        {"MONGO_SESSIONS_CLIENT_OPTIONS": {"w": 0}},
+        "E019",
+        "MONGO_SESSIONS_CLIENT_OPTIONS",
+    ),
+    (
+        "w 0 in the host style",
+        {"MONGO_SESSIONS_URL": None, "MONGO_SESSIONS_CLIENT_OPTIONS": {"W": 0}},
+        "E019",
+        "MONGO_SESSIONS_CLIENT_OPTIONS",
+    ),
     ("timeout as text", {"MONGO_SESSIONS_TIMEOUT": "5"}, "E013", "MONGO_SESSIONS_TIMEOUT"),
     ("negative timeout", {"MONGO_SESSIONS_TIMEOUT": -1}, "E013", "MONGO_SESSIONS_TIMEOUT"),
     ("TTL as text", {"MONGO_SESSIONS_TTL": "3600"}, "E009", "MONGO_SESSIONS_TTL"),
@@ -234,6 +255,152 @@ async def test_run_time_error_from_async_code(settings: Any, mongo_url: str) -> 
     settings.MONGO_SESSIONS_URL = server_url(mongo_url, "db?tls=maybe")
     with pytest.raises(ImproperlyConfigured, match=r"mongo_sessions\.E015"):
         await SessionStore().acreate()
+
+
+def test_an_empty_url_says_what_to_do(settings: Any) -> None:
+    settings.MONGO_SESSIONS_URL = ""  # os.environ.get("MONGO_URL", "")
+    [message] = check_settings()
+    assert message.id == "mongo_sessions.E004"
+    assert "empty" in message.msg
+    assert "unset" in (message.hint or "") and "mongodb://" in (message.hint or "")
+
+
+def test_a_dot_in_the_urls_database_is_named(settings: Any) -> None:
+    settings.MONGO_SESSIONS_URL = "mongodb://127.0.0.1:1/my.project"
+    [message] = check_settings()
+    assert message.id == "mongo_sessions.E004"
+    assert "'my.project'" in message.msg and "'.'" in message.msg
+
+
+def test_w_majority_and_w_1_pass(settings: Any) -> None:
+    settings.MONGO_SESSIONS_URL = "mongodb://127.0.0.1:1/db?w=0"
+    settings.MONGO_SESSIONS_CLIENT_OPTIONS = {"w": 1}  # keyword arguments win over the URL
+    assert check_settings() == []
+    settings.MONGO_SESSIONS_CLIENT_OPTIONS = {"w": "majority"}
+    settings.MONGO_SESSIONS_URL = "mongodb+srv://cluster0.example.invalid/db"
+    assert check_settings() == []
+
+
+@pytest.mark.parametrize("form", ["client", "database"])
+def test_a_given_client_with_w0_is_refused_before_any_write(
+    settings: Any, mongo_url: str, sessions_collection: Any, form: str
+) -> None:
+    client: MongoClient[dict[str, Any]] = MongoClient(mongo_url, w=0, connect=False)
+    try:
+        settings.MONGO_SESSIONS_URL = None
+        settings.MONGO_CLIENT = client if form == "client" else client["w0"]
+        assert ids(check_settings()) == ["mongo_sessions.E019"]
+        store = SessionStore()
+        store["visits"] = 1
+        with pytest.raises(ImproperlyConfigured) as raised:
+            store.save()
+        text = str(raised.value)
+        assert text.startswith("mongo_sessions: MONGO_CLIENT ")
+        assert "(mongo_sessions.E019)" in text and "w=0" in text
+        # Never changed, never closed: the user's client still works.
+        assert client.write_concern.acknowledged is False
+        client.admin.command("ping")
+    finally:
+        client.close()
+    assert sessions_collection.count_documents({}) == 0
+
+
+BATCH_CASES = [
+    ("MONGO_SESSIONS_BATCH_SIZE", 0),
+    ("MONGO_SESSIONS_BATCH_SIZE", -1),
+    ("MONGO_SESSIONS_BATCH_SIZE", "abc"),
+    ("MONGO_SESSIONS_BATCH_SIZE", True),
+    ("MONGO_SESSIONS_BATCH_SIZE", 10.5),
+    ("MONGO_SESSIONS_BATCH_TIMEOUT", 0),
+    ("MONGO_SESSIONS_BATCH_TIMEOUT", -1),
+    ("MONGO_SESSIONS_BATCH_TIMEOUT", "abc"),
+    ("MONGO_SESSIONS_BATCH_TIMEOUT", True),
+    ("MONGO_SESSIONS_BATCH_TIMEOUT", float("inf")),
+]
+
+
+@pytest.mark.parametrize(("name", "value"), BATCH_CASES)
+def test_batch_settings_are_checked_and_named_the_same_at_run_time(
+    settings: Any, name: str, value: Any
+) -> None:
+    setattr(settings, name, value)
+    [message] = check_settings()
+    assert message.id == "mongo_sessions.E018"
+    assert name in message.msg and message.hint
+    with pytest.raises(ImproperlyConfigured) as raised:
+        SessionStore.clear_expired()
+    assert str(raised.value) == (
+        f"mongo_sessions: {message.msg.rstrip('.')} (mongo_sessions.E018). {message.hint}"
+    )
+
+
+@requires_async_api
+async def test_batch_settings_from_async_code(settings: Any) -> None:
+    settings.MONGO_SESSIONS_BATCH_SIZE = 0
+    with pytest.raises(ImproperlyConfigured, match=r"^mongo_sessions: .*\(mongo_sessions\.E018\)"):
+        await SessionStore.aclear_expired()
+
+
+CLIENT_CASES = [
+    # (settings, check id, start of the run-time text)
+    ({"MONGO_CLIENT": 42}, "E001", "mongo_sessions: MONGO_CLIENT is an int (mongo_sessions.E001)."),
+    (
+        {"MONGO_CLIENT": "mongodb://127.0.0.1:1/myproject"},
+        "E002",
+        "mongo_sessions: MONGO_CLIENT 'mongodb://127.0.0.1:1/myproject' cannot be imported",
+    ),
+    (
+        {"MONGO_CLIENT": "tests.settings.SECRET_KEY"},
+        "E002",
+        "mongo_sessions: MONGO_CLIENT 'tests.settings.SECRET_KEY' points to a str,",
+    ),
+    (
+        {"MONGO_CLIENT": "{client}", "MONGO_SESSIONS_ASYNC_CLIENT": "tests.nowhere.factory"},
+        "E020",
+        "mongo_sessions: MONGO_SESSIONS_ASYNC_CLIENT 'tests.nowhere.factory' cannot be imported",
+    ),
+]
+
+
+@pytest.mark.parametrize(("values", "check_id", "start"), CLIENT_CASES)
+def test_client_setting_errors_carry_the_prefix_and_the_id(
+    settings: Any, mongo_client: Any, values: dict[str, Any], check_id: str, start: str
+) -> None:
+    settings.MONGO_SESSIONS_URL = None
+    for name, value in values.items():
+        setattr(settings, name, mongo_client if value == "{client}" else value)
+    [message] = check_settings()
+    assert message.id == f"mongo_sessions.{check_id}"
+    with pytest.raises(ImproperlyConfigured) as raised:
+        if check_id == "E020":
+            from mongo_sessions.connection import get_target
+
+            get_target()
+        else:
+            SessionStore().save()
+    text = str(raised.value)
+    assert text.startswith(start), text
+    assert f"(mongo_sessions.{check_id}). {message.hint}" in text
+
+
+def test_a_url_in_mongo_client_points_to_mongo_sessions_url(settings: Any) -> None:
+    settings.MONGO_SESSIONS_URL = None
+    settings.MONGO_CLIENT = "mongodb://127.0.0.1:1/myproject"
+    [message] = check_settings()
+    assert message.id == "mongo_sessions.E002"
+    assert "MONGO_SESSIONS_URL" in (message.hint or "")
+
+
+def test_alias_errors_carry_the_prefix_and_the_id(settings: Any) -> None:
+    settings.MONGO_SESSIONS_URL = None
+    settings.MONGO_SESSIONS_DATABASE_ALIAS = "nowhere"
+    assert ids(check_settings()) == ["mongo_sessions.E040"]
+    with pytest.raises(ImproperlyConfigured) as raised:
+        SessionStore().save()
+    assert str(raised.value).startswith(
+        "mongo_sessions: MONGO_SESSIONS_DATABASE_ALIAS = 'nowhere' cannot be used: "
+    )
+    assert "(mongo_sessions.E040). Name a DATABASES entry" in str(raised.value)
 
 
 def test_valid_urls_pass(settings: Any) -> None:

@@ -12,8 +12,9 @@ This module decides which checks apply to the connection style in use and in
 what order ``check`` reports them; each check lives in the module of its
 settings: ``url`` (MONGO_SESSIONS_URL), ``host`` (MONGO_HOST, MONGO_PORT and the
 credentials), ``options`` (MONGO_SESSIONS_CLIENT_OPTIONS), ``names`` (database
-and collection), ``numbers`` (TTL, timeout, auto-index) and ``formats``
-(MONGO_SESSIONS_FORMAT). ``problem`` holds the ``Problem`` type they all return.
+and collection), ``numbers`` (TTL, timeout, auto-index, batches),
+``write_concern`` (w=0) and ``formats`` (MONGO_SESSIONS_FORMAT). ``problem``
+holds the ``Problem`` type they all return.
 """
 
 from __future__ import annotations
@@ -28,10 +29,11 @@ from ..conf import conf
 from .formats import DOCUMENT, SIGNED, format_problem, format_problems
 from .host import credentials_problems, host_problems
 from .names import names_problems
-from .numbers import numbers_problems, timeout_problem, ttl_problem
+from .numbers import batch_problems, numbers_problems, timeout_problem, ttl_problem
 from .options import client_options_problems
-from .problem import Problem
+from .problem import Problem, a_type
 from .url import effective_database, url_problems
+from .write_concern import own_client_problems, own_client_setting, unacknowledged_problem
 
 _INFINITY = float("inf")
 
@@ -39,6 +41,10 @@ __all__ = [
     "DOCUMENT",
     "SIGNED",
     "Problem",
+    "a_type",
+    "batch_settings",
+    "own_client_setting",
+    "require_acknowledged_writes",
     "session_format",
     "settings_problems",
     "timeout_seconds",
@@ -88,6 +94,28 @@ def session_format(name: Any, serializer: Any) -> str:
     return str(name)
 
 
+def batch_settings() -> tuple[int, float]:
+    """Return (documents per batch, seconds per batch) of ``clear_expired()``.
+
+    :raises ImproperlyConfigured: naming the setting and E018 when
+        MONGO_SESSIONS_BATCH_SIZE is not a positive integer or
+        MONGO_SESSIONS_BATCH_TIMEOUT not a positive, finite number of seconds.
+    """
+    for problem in batch_problems():
+        raise ImproperlyConfigured(problem.as_error_text())
+    return conf.MONGO_SESSIONS_BATCH_SIZE, float(conf.MONGO_SESSIONS_BATCH_TIMEOUT)
+
+
+def require_acknowledged_writes(client: Any, setting: str) -> None:
+    """Raise ImproperlyConfigured (E019) naming ``setting`` if ``client`` writes with w=0.
+
+    Run before any write: with w=0 a save cannot tell whether it matched a session.
+    """
+    problem = unacknowledged_problem(client, setting)
+    if problem is not None:
+        raise ImproperlyConfigured(problem.as_error_text())
+
+
 def ttl_seconds() -> int:
     """Return MONGO_SESSIONS_TTL in seconds; raise ImproperlyConfigured if it cannot work."""
     ttl = conf.MONGO_SESSIONS_TTL
@@ -103,7 +131,7 @@ def _connection_problems() -> list[Problem]:
     given = conf.MONGO_CLIENT
     uses_db_name = True
     if given is None:
-        if conf.MONGO_SESSIONS_URL:
+        if conf.MONGO_SESSIONS_URL is not None:  # "" is an error, not "unset"
             problems += url_problems()
             uses_db_name = effective_database() is None
         else:
@@ -140,8 +168,8 @@ def _contradiction_problems() -> list[Problem]:
             Problem(
                 id="mongo_sessions.W001",
                 setting=explicit[0],
-                message=f"{' and '.join(explicit)} are ignored because MONGO_CLIENT or "
-                "MONGO_SESSIONS_URL is set",
+                message=f"{' and '.join(explicit)} {'is' if len(explicit) == 1 else 'are'} "
+                "ignored because MONGO_CLIENT or MONGO_SESSIONS_URL is set",
                 hint="Remove them, or put the address in the client or URL you give.",
                 fatal=False,
                 level="warning",
@@ -162,7 +190,7 @@ def _contradiction_problems() -> list[Problem]:
 
 
 def _checked_url_problems() -> list[Problem]:
-    return url_problems() if conf.MONGO_SESSIONS_URL else []
+    return url_problems()
 
 
 def _checked_host_problems() -> list[Problem]:
@@ -172,6 +200,17 @@ def _checked_host_problems() -> list[Problem]:
         # The host style is not in use: only report what is wrong in itself.
         problems = [p for p in problems if p.id != "mongo_sessions.E006"]
     return problems
+
+
+def _checked_write_concern_problems() -> list[Problem]:
+    """E019 for the client the package would build (MONGO_CLIENT's: checks._check_client)."""
+    if conf.MONGO_CLIENT is not None or conf.MONGO_SESSIONS_DATABASE_ALIAS is not None:
+        return []
+    if url_problems() or client_options_problems():
+        return []  # the client cannot be built: those problems say why
+    if conf.MONGO_SESSIONS_URL is None and host_problems():
+        return []
+    return own_client_problems()
 
 
 def _names_problems() -> list[Problem]:
@@ -186,5 +225,7 @@ _CHECKS: list[Callable[[], list[Problem]]] = [
     _names_problems,
     numbers_problems,
     client_options_problems,
+    _checked_write_concern_problems,
+    batch_problems,
     format_problems,
 ]

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from ..conf import conf
-from .problem import Problem
+from .problem import Problem, a_type
 
 
 def host_problems() -> list[Problem]:
@@ -41,7 +41,7 @@ def credentials_problems() -> list[Problem]:
                 Problem(
                     id="mongo_sessions.E017",
                     setting=name,
-                    message=f"{name} must be a string (or False), not a {type(value).__name__}",
+                    message=f"{name} must be a string (or False), not {a_type(value)}",
                     hint="Give the user name and password as strings.",
                 )
             )

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from ..conf import conf
-from .problem import Problem
+from .problem import Problem, a_type
 
 # MongoDB's rules for database names (on Linux and macOS servers; Windows also
 # forbids *<>:|?), in bytes of UTF-8.
@@ -13,6 +13,7 @@ INVALID_DB_NAME_CHARS = frozenset('/\\. "$\x00')
 MAX_DB_NAME_BYTES = 63
 # MongoDB 4.4+: "database.collection" is at most 255 bytes.
 MAX_NAMESPACE_BYTES = 255
+DB_NAME_HINT = 'Use 1 to 63 bytes without / \\ . " $, spaces or NUL.'
 
 
 def names_problems(url_database: str | None) -> list[Problem]:
@@ -30,7 +31,7 @@ def names_problems(url_database: str | None) -> list[Problem]:
                 id="mongo_sessions.E007",
                 setting="MONGO_DB_NAME",
                 message=f"MONGO_DB_NAME {db_name!r} is not a valid MongoDB database name: {reason}",
-                hint='Use 1 to 63 bytes without / \\ . " $, spaces or NUL.',
+                hint=DB_NAME_HINT,
             )
         )
     name = conf.MONGO_SESSIONS_COLLECTION
@@ -80,8 +81,4 @@ def _invalid_collection_name(name: Any) -> str | None:
 
 def _no_name(name: Any) -> str:
     """Say why ``name``, not a string or an empty one, is no name at all."""
-    return (
-        f"it is a {type(name).__name__}, not a string"
-        if not isinstance(name, str)
-        else "it is empty"
-    )
+    return f"it is {a_type(name)}, not a string" if not isinstance(name, str) else "it is empty"

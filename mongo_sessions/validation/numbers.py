@@ -1,4 +1,4 @@
-"""MONGO_SESSIONS_TTL, MONGO_SESSIONS_TIMEOUT and MONGO_SESSIONS_AUTO_INDEX (E009, E013, E014)."""
+"""The TTL, the timeout, the auto-index switch and the batch settings (E009, E013, E014, E018)."""
 
 from __future__ import annotations
 
@@ -38,7 +38,7 @@ def ttl_problem(ttl: Any) -> Problem | None:
         return Problem(
             id="mongo_sessions.E009",
             setting="MONGO_SESSIONS_TTL",
-            message=f"MONGO_SESSIONS_TTL must be a positive number of seconds, not {ttl!r}",
+            message=f"MONGO_SESSIONS_TTL must be a positive integer number of seconds, not {ttl!r}",
             hint="Leave it unset to use SESSION_COOKIE_AGE.",
         )
     return None
@@ -59,3 +59,36 @@ def timeout_problem(timeout: Any) -> Problem | None:
             hint="It bounds every MongoDB call of a request; the default is 5.",
         )
     return None
+
+
+def batch_problems() -> list[Problem]:
+    """Return E018 for each batch setting of ``clear_expired()`` that cannot work."""
+    size, timeout = conf.MONGO_SESSIONS_BATCH_SIZE, conf.MONGO_SESSIONS_BATCH_TIMEOUT
+    problems: list[Problem] = []
+    # bool is an int in Python: True is no batch size.
+    if isinstance(size, bool) or not isinstance(size, int) or size < 1:
+        problems.append(
+            Problem(
+                id="mongo_sessions.E018",
+                setting="MONGO_SESSIONS_BATCH_SIZE",
+                message="MONGO_SESSIONS_BATCH_SIZE must be a positive integer (documents per "
+                f"batch), not {size!r}",
+                hint="It is how many expired sessions clearsessions deletes per batch; "
+                "the default is 5000.",
+            )
+        )
+    if (
+        isinstance(timeout, bool)
+        or not isinstance(timeout, int | float)
+        or not 0 < timeout < float("inf")
+    ):
+        problems.append(
+            Problem(
+                id="mongo_sessions.E018",
+                setting="MONGO_SESSIONS_BATCH_TIMEOUT",
+                message="MONGO_SESSIONS_BATCH_TIMEOUT must be a positive, finite number of "
+                f"seconds, not {timeout!r}",
+                hint="It bounds each batch of clearsessions; the default is 60.",
+            )
+        )
+    return problems

@@ -8,7 +8,7 @@ from typing import Any
 from pymongo import MongoClient
 
 from ..conf import DEFAULT_CLIENT_OPTIONS, conf
-from .problem import Problem, option_problem
+from .problem import Problem, a_type, option_problem
 from .url import SCHEMES, url_problems, without_srv
 
 
@@ -22,7 +22,7 @@ def client_options_problems() -> list[Problem]:
     if not options:
         return []
     if not isinstance(options, dict):
-        return [_invalid_options(f"it is a {type(options).__name__}, not a dict")]
+        return [_invalid_options(f"it is {a_type(options)}, not a dict")]
     if conf.MONGO_CLIENT is not None:
         return []  # E011: the options are not used.
     merged = {**DEFAULT_CLIENT_OPTIONS, **options}

@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 from ..passwords import configured_passwords, scrub_text
 
@@ -24,6 +25,12 @@ class Problem:
 
     def as_error_text(self) -> str:
         return f"mongo_sessions: {self.message} ({self.id}). {self.hint}"
+
+
+def a_type(value: Any) -> str:
+    """Return the type of ``value`` with its article, as in "an int" or "a str"."""
+    name = type(value).__name__
+    return f"{'an' if name[:1].lower() in 'aeiou' else 'a'} {name}"
 
 
 def option_problem(setting: str, error: Exception, otherwise: Callable[[str], Problem]) -> Problem:

@@ -11,8 +11,8 @@ import re
 from pymongo.uri_parser import parse_uri
 
 from ..conf import conf
-from .names import invalid_db_name
-from .problem import Problem, option_problem
+from .names import DB_NAME_HINT, invalid_db_name
+from .problem import Problem, a_type, option_problem
 
 SRV_SCHEME = "mongodb+srv://"
 SCHEMES = ("mongodb://", SRV_SCHEME)
@@ -23,10 +23,22 @@ _ESCAPED_USERINFO = re.compile(r"(?:[A-Za-z0-9\-._~!$&'()*+,;=]|%[0-9A-Fa-f]{2})
 def url_problems() -> list[Problem]:
     """Return the first problem of MONGO_SESSIONS_URL, if it is set and wrong."""
     url = conf.MONGO_SESSIONS_URL
-    if not url:
+    if url is None:
         return []
+    if url == "":
+        # What os.environ.get("NAME", "") gives: never read as "unset", which
+        # would silently connect to localhost:27017 and the database "test".
+        return [
+            Problem(
+                id="mongo_sessions.E004",
+                setting="MONGO_SESSIONS_URL",
+                message="MONGO_SESSIONS_URL is an empty string",
+                hint="Leave MONGO_SESSIONS_URL unset (or None) to use the host settings, or "
+                "give a mongodb:// or mongodb+srv:// URL.",
+            )
+        ]
     if not isinstance(url, str):
-        return [url_problem(f"it is a {type(url).__name__}, not a string")]
+        return [url_problem(f"it is {a_type(url)}, not a string")]
     if not url.startswith(SCHEMES):
         return [url_problem("it must start with mongodb:// or mongodb+srv://")]
     credentials = _unescaped_credentials(url)
@@ -45,9 +57,21 @@ def url_problems() -> list[Problem]:
             return [url_problem("directConnection=true cannot be used with mongodb+srv://")]
     database = parsed["database"]
     if database is not None:
+        # pymongo reads "/my.project" as database "my", collection "project":
+        # the sessions would silently go to "my". Judge the whole path instead.
+        if parsed["collection"] is not None:
+            database = f"{database}.{parsed['collection']}"
         reason = invalid_db_name(database)
         if reason:
-            return [url_problem(f"the database {database!r} in its path is invalid: {reason}")]
+            return [
+                Problem(
+                    id="mongo_sessions.E004",
+                    setting="MONGO_SESSIONS_URL",
+                    message=f"MONGO_SESSIONS_URL is not a valid MongoDB connection string: the "
+                    f"database {database!r} in its path is not a valid database name: {reason}",
+                    hint=f"{DB_NAME_HINT} The collection is MONGO_SESSIONS_COLLECTION.",
+                )
+            ]
     return []
 
 
