@@ -318,7 +318,7 @@ def _user_async_factory(given: Any) -> AsyncClientFactory:
 
         def missing() -> AsyncMongoClient[dict[str, Any]]:
             raise ImproperlyConfigured(
-                "MONGO_CLIENT is set, so the async session methods need "
+                "mongo_sessions: MONGO_CLIENT is set, so the async session methods need "
                 "MONGO_SESSIONS_ASYNC_CLIENT: a function returning a new AsyncMongoClient with "
                 "the options of your MongoClient (pymongo has no public way to copy them)."
             )
@@ -329,10 +329,15 @@ def _user_async_factory(given: Any) -> AsyncClientFactory:
     def checked() -> AsyncMongoClient[dict[str, Any]]:
         client = user_factory()
         if not isinstance(client, AsyncMongoClient):
-            raise ImproperlyConfigured(
-                f"MONGO_SESSIONS_ASYNC_CLIENT returned a {type(client).__name__}, not a new "
-                "pymongo.AsyncMongoClient."
+            raise ClientSettingError(
+                f"MONGO_SESSIONS_ASYNC_CLIENT returned {validation.a_type(client)}, not a new "
+                "pymongo.AsyncMongoClient.",
+                hint="Give a function (or its dotted path) that returns a new "
+                "pymongo.AsyncMongoClient.",
+                check_id="mongo_sessions.E020",
             )
+        # Before any write, as for the sync client (E019).
+        validation.require_acknowledged_writes(client, "MONGO_SESSIONS_ASYNC_CLIENT")
         return client
 
     return checked

@@ -51,8 +51,10 @@ def test_check_and_run_time_reject_a_mongo_client_alike(
     assert message.id == check_id
     with pytest.raises(ImproperlyConfigured) as raised:
         SessionStore("u" * 32).load()
-    # The same words at run time as in the check, and the check's hint.
-    assert str(raised.value) == f"{message.msg} {message.hint}"
+    # The same words at run time as in the check, with the prefix, the id and the hint.
+    assert str(raised.value) == (
+        f"mongo_sessions: {message.msg.rstrip('.')} ({check_id}). {message.hint}"
+    )
 
 
 # --- the async twin of a user's client ---------------------------------------------

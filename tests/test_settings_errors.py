@@ -16,7 +16,7 @@ import pytest
 from django.core.exceptions import ImproperlyConfigured
 from django.core.management import call_command
 from django.core.management.base import SystemCheckError
-from pymongo import MongoClient
+from pymongo import AsyncMongoClient, MongoClient
 from pymongo.database import Database
 
 from mongo_sessions.checks import check_server, check_settings
@@ -303,6 +303,21 @@ def test_a_given_client_with_w0_is_refused_before_any_write(
     finally:
         client.close()
     assert sessions_collection.count_documents({}) == 0
+
+
+@requires_async_api
+async def test_an_async_client_with_w0_is_refused_before_any_write(
+    settings: Any, mongo_url: str, mongo_client: Any
+) -> None:
+    settings.MONGO_SESSIONS_URL = None
+    settings.MONGO_CLIENT = mongo_client
+    settings.MONGO_SESSIONS_ASYNC_CLIENT = lambda: AsyncMongoClient(mongo_url, w=0)
+    store = SessionStore()
+    store["visits"] = 1
+    with pytest.raises(ImproperlyConfigured) as raised:
+        await store.asave()
+    assert str(raised.value).startswith("mongo_sessions: MONGO_SESSIONS_ASYNC_CLIENT ")
+    assert "(mongo_sessions.E019)" in str(raised.value)
 
 
 BATCH_CASES = [
