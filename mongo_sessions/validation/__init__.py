@@ -2,9 +2,10 @@
 
 ``settings_problems()`` lists everything wrong, each under a stable check id;
 ``checks.py`` reports them all. At run time ``validate_connection_settings()``
-(called before the client is built), ``timeout_seconds()`` and ``ttl_seconds()``
-raise ``ImproperlyConfigured`` for a value that cannot work, naming the setting
-and its check id. No message holds a password: text that comes from pymongo
+(called before the client is built), ``require_acknowledged_writes()`` (called
+once it is built, before any write), ``timeout_seconds()``, ``ttl_seconds()``
+and ``batch_settings()`` raise ``ImproperlyConfigured`` for a value that cannot
+work, naming the setting and its check id. No message holds a password: text that comes from pymongo
 goes through ``passwords.scrub_text``. Nothing here does network I/O (a
 ``mongodb+srv://`` URL is validated without its DNS lookup).
 
