@@ -219,7 +219,7 @@ def translate(
             f"MongoDB refused the credentials (code {error.code} AuthenticationFailed): check "
             "the user name, the password and the authSource (the database the user was "
             "created in) in MONGO_SESSIONS_URL, MONGO_DB_USER and MONGO_DB_PASSWORD, or "
-            "MONGO_SESSIONS_CLIENT_OPTIONS, whichever the site sets",
+            f"MONGO_SESSIONS_CLIENT_OPTIONS, whichever the site sets ({cause})",
         )
     if isinstance(error, OperationFailure):
         return SessionStoreError(operation, f"MongoDB refused it (code {error.code}): {cause}")
