@@ -11,7 +11,9 @@ going back to the signed one.
 Each rewrite is conditional on the stored value being still the one read (the
 filter holds it): a session a request saved in between keeps what the request
 saved. A session that cannot be converted (a signature that does not match,
-data the document format does not store) is left as it is, and counted.
+data the document format does not store, a converted document over MongoDB's
+16 MiB limit, a write the server refuses) is left as it is, and counted: the
+others are converted, and a re-run does not fail on it either.
 """
 
 from __future__ import annotations
@@ -23,9 +25,12 @@ from typing import Any
 from django.conf import settings
 from pymongo import UpdateOne
 from pymongo.collection import Collection
+from pymongo.errors import BulkWriteError
 
 from . import document, signed
 from .clock import utc_now
+from .exceptions import SessionDataError
+from .fields import check_document_size
 from .session import SessionStore
 from .validation import DOCUMENT
 
@@ -96,9 +101,8 @@ def convert_sessions(collection: Collection[Any], batch_size: int = BATCH_SIZE) 
     report = ConvertReport(target=target)
     query = _other_format(target)
     while True:
-        batch = list(
-            collection.find(query, projection={"data": True}).sort("_id", 1).limit(batch_size)
-        )
+        # Whole documents: the converted one's size is checked before it is sent.
+        batch = list(collection.find(query).sort("_id", 1).limit(batch_size))
         if not batch:
             return report
         # The next batch starts after this one (sessions' _ids are strings: one type).
@@ -109,9 +113,38 @@ def convert_sessions(collection: Collection[Any], batch_size: int = BATCH_SIZE) 
             if converted is None:
                 report.left += 1
                 continue
+            if not _fits(found, converted):
+                report.left += 1
+                continue
             unchanged = {"_id": found["_id"], "data": found["data"]}
             rewrites.append(UpdateOne(unchanged, {"$set": {"data": converted}}))
         if rewrites:
-            result = collection.bulk_write(rewrites, ordered=False)
-            report.converted += result.matched_count
-            report.saved_meanwhile += len(rewrites) - result.matched_count
+            _rewrite(collection, rewrites, report)
+
+
+def _fits(found: dict[str, Any], converted: Any) -> bool:
+    """Return whether ``found`` with ``converted`` as its data is within 16 MiB."""
+    try:
+        check_document_size({**found, "data": converted}, "convert")
+    except SessionDataError:
+        return False
+    return True
+
+
+def _rewrite(collection: Collection[Any], rewrites: list[UpdateOne], report: ConvertReport) -> None:
+    """Send one batch's rewrites; a rewrite the server refuses is counted as left."""
+    try:
+        result = collection.bulk_write(rewrites, ordered=False)
+    except BulkWriteError as e:
+        details = e.details
+        if details.get("writeConcernErrors"):
+            raise  # applied or not, unknown: translated by the caller's mongo_operation
+        # Unordered: every other rewrite was sent. A refused one is unchanged.
+        refused = len(details.get("writeErrors", []))
+        matched = details.get("nMatched", 0)
+        report.left += refused
+        report.converted += matched
+        report.saved_meanwhile += len(rewrites) - matched - refused
+        return
+    report.converted += result.matched_count
+    report.saved_meanwhile += len(rewrites) - result.matched_count

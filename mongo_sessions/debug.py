@@ -24,6 +24,7 @@ from django.utils.module_loading import import_string
 from django.views.debug import SafeExceptionReporterFilter as DjangoFilter
 
 from .passwords import REDACTED, configured_passwords, contains_secret, scrub_text
+from .redaction import SessionKey
 
 FILTER_PATH = "mongo_sessions.debug.SafeExceptionReporterFilter"
 
@@ -32,7 +33,9 @@ class SafeExceptionReporterFilter(DjangoFilter):
     """Django's filter, plus: no MongoDB password anywhere in the report.
 
     Strings keep their readable part (``mongodb://app:********@db/``); any
-    other value whose ``repr()`` holds a password is replaced as a whole.
+    other value whose ``repr()`` holds a password is replaced as a whole. A
+    session key (``redaction.SessionKey``), alone or inside a dict, list or
+    tuple, is kept as it is, so the page still shows its hash, not the key.
     """
 
     def cleanse_setting(self, key: Any, value: Any) -> Any:
@@ -65,8 +68,14 @@ class SafeExceptionReporterFilter(DjangoFilter):
     def _scrub(self, value: Any, secrets: set[str]) -> Any:
         if not secrets:
             return value
+        if isinstance(value, SessionKey):
+            # Kept as it is: its repr() is a hash, and a plain str (what
+            # scrub_text returns) would put the raw session key on the page.
+            return REDACTED if contains_secret(str(value), secrets) else value
         if isinstance(value, str):
-            return scrub_text(value, secrets)
+            scrubbed = scrub_text(value, secrets)
+            # An unchanged subclass of str keeps its own repr().
+            return value if scrubbed == value else scrubbed
         if isinstance(value, dict):
             return {k: self._scrub(v, secrets) for k, v in value.items()}
         if type(value) in (list, tuple):

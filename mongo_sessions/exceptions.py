@@ -14,9 +14,11 @@ person reading a log) must act differently on each:
 
 from __future__ import annotations
 
+import re
 import traceback
 
 from pymongo.errors import (
+    BulkWriteError,
     ConnectionFailure,
     ExecutionTimeout,
     OperationFailure,
@@ -27,6 +29,17 @@ from pymongo.errors import (
 
 from .conf import conf
 from .redaction import redact
+
+# The most characters of a server's errmsg (or of another driver error's text)
+# quoted in a message: a driver's text can be megabytes (BulkWriteError's
+# "full error" holds every refused document).
+MAX_ERROR_TEXT = 300
+# Of the codes of a BulkWriteError's write errors, how many are listed.
+MAX_ERROR_CODES = 5
+# MongoDB's code for refused credentials.
+AUTHENTICATION_FAILED_CODE = 18
+# What a duplicate key errmsg quotes after this is a value of the document.
+_DUPLICATE_VALUE = re.compile(r"\s*dup key:.*", re.DOTALL)
 
 # Operations that write: a timeout or a lost connection after the command may
 # have reached the server leaves their outcome unknown.
@@ -93,9 +106,50 @@ def chain_cause(error: Exception, session_key: str | None) -> Exception | None:
     them) are cleared, as Django's DEBUG page and error trackers print them.
     """
     _clear_frame_variables(error)
+    if isinstance(error, BulkWriteError):
+        return None  # its text holds every refused document: keys and data
     if session_key and session_key in str(error):
         return None
     return error
+
+
+def describe_error(error: BaseException, session_key: str | None = None) -> str:
+    """Return a short text for a driver error, without session keys or session data.
+
+    A server's error (``OperationFailure`` and its subclasses) is described by its
+    class, ``code``, ``codeName`` and the first :data:`MAX_ERROR_TEXT` characters
+    of its ``errmsg``, never by pymongo's ``str()``, which appends the whole reply
+    ("full error: {...}": a write error's ``op``, ``keyValue``, the filter hold the
+    session key and its data). A ``BulkWriteError`` gives the number of write
+    errors and their codes only. Any other error's text is cut to
+    :data:`MAX_ERROR_TEXT` characters. ``session_key``, if given, is redacted.
+    """
+    name = type(error).__name__
+    if isinstance(error, BulkWriteError):
+        details = error.details if isinstance(error.details, dict) else {}
+        codes = [e.get("code") for e in details.get("writeErrors", []) if isinstance(e, dict)]
+        listed = ", ".join(str(c) for c in sorted(set(codes), key=str)[:MAX_ERROR_CODES])
+        text = f"{name}: {len(codes)} write error(s) (code {listed})"
+        concern = details.get("writeConcernErrors") or []
+        if concern:
+            text += f" and {len(concern)} write concern error(s)"
+        return text
+    if isinstance(error, OperationFailure):
+        details = error.details if isinstance(error.details, dict) else {}
+        errmsg = details.get("errmsg")
+        if not isinstance(errmsg, str):
+            errmsg = str(error).partition(", full error: ")[0]
+        errmsg = _DUPLICATE_VALUE.sub(" (dup key value not shown)", errmsg)
+        code_name = details.get("codeName")
+        label = f"code {error.code}" + (f" {code_name}" if isinstance(code_name, str) else "")
+        return f"{name} ({label}): {_bounded(redact(errmsg, session_key))}"
+    return f"{name}: {_bounded(redact(str(error), session_key))}"
+
+
+def _bounded(text: str) -> str:
+    if len(text) <= MAX_ERROR_TEXT:
+        return text
+    return f"{text[:MAX_ERROR_TEXT]}... ({len(text):,} characters)"
 
 
 def _clear_frame_variables(error: BaseException) -> None:
@@ -120,10 +174,9 @@ def translate(
     ``timeout`` is the bound the operation ran under, in seconds (default
     ``MONGO_SESSIONS_TIMEOUT``); it is quoted in the message.
     """
-    detail = redact(str(error), session_key)
     seconds = timeout or conf.MONGO_SESSIONS_TIMEOUT
-    cause = f"{type(error).__name__}: {detail}"
-    if "certificate verify failed" in detail.lower():
+    cause = describe_error(error, session_key)
+    if "certificate verify failed" in str(error).lower():
         # Otherwise reported as a timeout: say what the operator must fix.
         return SessionStoreUnavailable(
             operation, f"the server's TLS certificate is not trusted (check tlsCAFile): {cause}"
@@ -159,6 +212,15 @@ def translate(
             f"MongoDB did not answer in time or dropped the connection "
             f"(timeout {seconds} s; {cause})",
         )
+    if isinstance(error, OperationFailure) and error.code == AUTHENTICATION_FAILED_CODE:
+        # Say what to fix (as check E105 does); the password itself is never quoted.
+        return SessionStoreError(
+            operation,
+            f"MongoDB refused the credentials (code {error.code} AuthenticationFailed): check "
+            "the user name, the password and the authSource (the database the user was "
+            "created in) in MONGO_SESSIONS_URL, MONGO_DB_USER and MONGO_DB_PASSWORD, or "
+            f"MONGO_SESSIONS_CLIENT_OPTIONS, whichever the site sets ({cause})",
+        )
     if isinstance(error, OperationFailure):
-        return SessionStoreError(operation, f"MongoDB refused it (code {error.code}): {detail}")
+        return SessionStoreError(operation, f"MongoDB refused it (code {error.code}): {cause}")
     return SessionStoreError(operation, cause)

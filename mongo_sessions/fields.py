@@ -29,6 +29,20 @@ _SIZE_CHECK_FROM = MAX_DOCUMENT_SIZE - 4096
 CREATE_ID_FIELD = "create_id"
 
 
+def check_document_size(document: dict[str, Any], operation: str) -> None:
+    """Raise SessionDataError if ``document`` is over MongoDB's 16 MiB limit.
+
+    ``operation`` names the operation in the message (``"save"``, ``"convert"``).
+    """
+    size = len(bson.encode(document))
+    if size > MAX_DOCUMENT_SIZE:
+        raise SessionDataError(
+            operation,
+            f"the session would be a document of {size:,} bytes, larger than MongoDB's "
+            f"16 MB document limit ({MAX_DOCUMENT_SIZE:,} bytes)",
+        )
+
+
 class FieldsMixin(EncodingMixin, ExpiryMixin):
     """The stored fields of a session, for SessionStore's inserts and updates."""
 
@@ -70,14 +84,9 @@ class FieldsMixin(EncodingMixin, ExpiryMixin):
         if data_bytes + 4 * len(fields.get("user_id", "")) < _SIZE_CHECK_FROM:
             return
         # The whole document as stored (created_at is a date, like expire_date).
-        document = {"_id": self._session_key, **fields, "created_at": fields["expire_date"]}
-        size = len(bson.encode(document))
-        if size > MAX_DOCUMENT_SIZE:
-            raise SessionDataError(
-                "save",
-                f"the session would be a document of {size:,} bytes, larger than MongoDB's "
-                f"16 MB document limit ({MAX_DOCUMENT_SIZE:,} bytes)",
-            )
+        check_document_size(
+            {"_id": self._session_key, **fields, "created_at": fields["expire_date"]}, "save"
+        )
 
     def _new_document(
         self, session_key: str, data: dict[str, Any], now: datetime

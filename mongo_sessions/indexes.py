@@ -18,6 +18,8 @@ from pymongo import ASCENDING, IndexModel
 from pymongo.collection import Collection
 from pymongo.errors import OperationFailure
 
+from .exceptions import describe_error
+
 logger = logging.getLogger("mongo_sessions")
 
 TTL_FIELD = "expire_date"
@@ -206,9 +208,8 @@ class AutoIndex:
 
 
 def _describe(error: Exception) -> str:
-    if isinstance(error, OperationFailure):
-        return f"code {error.code}: {error}"
-    return f"{type(error).__name__}: {error}"
+    # Never str(error): pymongo appends the server's whole reply to it.
+    return describe_error(error)
 
 
 def _advice(error: Exception) -> str:

@@ -167,3 +167,71 @@ def test_w002_only_when_it_matters(settings: Any) -> None:
     settings.MONGO_SESSIONS_URL = None
     settings.MONGO_CLIENT = "tests_error_page_not_imported.client"
     assert "mongo_sessions.W002" in [m.id for m in check_settings()]
+
+
+SESSION_KEY = "abcdefgh12345678abcdefgh12345678"
+
+
+@pytest.mark.parametrize("reporter_filter", [FILTER, None])
+def test_no_session_key_on_the_debug_page(
+    settings: Any, auth_port: int, reporter_filter: str | None
+) -> None:
+    """The session key of the failing request is shown as its hash, with or without the filter.
+
+    The filter scrubs strings for passwords: a session key (a SessionKey, whose repr()
+    is a hash) must come out of it as it went in, not as a plain str showing the key.
+    """
+    settings.MONGO_SESSIONS_URL = url_with(auth_port)  # refused: the load fails
+    settings.MONGO_SESSIONS_COLLECTION = f"sessions_{uuid.uuid4().hex[:8]}"
+    settings.MONGO_SESSIONS_TIMEOUT = 2
+    settings.MONGO_DB_NAME = DATABASE
+    if reporter_filter:
+        settings.DEFAULT_EXCEPTION_REPORTER_FILTER = reporter_filter
+    settings.DEBUG = True
+    settings.ROOT_URLCONF = __name__
+    get_default_exception_reporter_filter.cache_clear()
+    client = Client(raise_request_exception=False)
+    client.cookies[settings.SESSION_COOKIE_NAME] = SESSION_KEY
+    response = client.get("/touch/")
+    assert response.status_code == 500
+    page = response.content.decode()
+    assert "Local vars" in page
+    assert SESSION_KEY not in page
+    assert "&lt;session " in page or "<session " in page  # the hash is what is shown
+    if reporter_filter:
+        assert leaks(page) == []
+
+
+@pytest.mark.parametrize("style", ["url", "host", "client options"])
+def test_refused_credentials_name_the_settings_to_check(
+    settings: Any, auth_port: int, style: str
+) -> None:
+    """A wrong password (code 18): the error says the credentials were refused, and where."""
+    from mongo_sessions.exceptions import SessionStoreError
+    from mongo_sessions.session import SessionStore
+
+    settings.MONGO_SESSIONS_URL = None
+    settings.MONGO_SESSIONS_COLLECTION = f"sessions_{uuid.uuid4().hex[:8]}"
+    settings.MONGO_SESSIONS_TIMEOUT = 2
+    settings.MONGO_DB_NAME = DATABASE
+    if style == "url":
+        settings.MONGO_SESSIONS_URL = url_with(auth_port)
+    elif style == "host":
+        settings.MONGO_HOST = "127.0.0.1"
+        settings.MONGO_PORT = auth_port
+        settings.MONGO_DB_USER = USER
+        settings.MONGO_DB_PASSWORD = CONFIGURED
+    else:
+        settings.MONGO_SESSIONS_URL = f"mongodb://127.0.0.1:{auth_port}/{DATABASE}"
+        settings.MONGO_SESSIONS_CLIENT_OPTIONS = {
+            "username": USER,
+            "password": CONFIGURED,
+            "authSource": DATABASE,
+        }
+    with pytest.raises(SessionStoreError) as raised:
+        SessionStore(SESSION_KEY).load()
+    text = str(raised.value)
+    assert "refused the credentials (code 18 AuthenticationFailed)" in text
+    for setting in ("MONGO_SESSIONS_URL", "MONGO_DB_PASSWORD", "MONGO_SESSIONS_CLIENT_OPTIONS"):
+        assert setting in text
+    assert leaks(text) == [] and SESSION_KEY not in text

@@ -498,3 +498,48 @@ def test_convert_uses_the_salt_of_the_configured_engine(
     settings.MONGO_SESSIONS_FORMAT = "document"
     assert convert.convert_sessions(get_collection()).converted == 1
     assert sessions_collection.find_one({"_id": store.session_key})["data"] == {"a": 1}
+
+
+def big_signed_session(sessions_collection: Any) -> SessionStore:
+    """A signed session that fits only because it compresses: over 16 MiB as a document."""
+    big = saved({"big": "a" * 17_000_000})
+    assert len(bson.encode(sessions_collection.find_one({"_id": big.session_key}))) < 1_000_000
+    return big
+
+
+def test_convert_leaves_a_session_too_large_for_the_target_format(
+    settings: Any, sessions_collection: Any
+) -> None:
+    """One session over 16 MiB as a document: left as it was, the others converted, exit 0."""
+    sessions = [saved({"n": i}) for i in range(3)]
+    big = big_signed_session(sessions_collection)
+    before = sessions_collection.find_one({"_id": big.session_key})["data"]
+    settings.MONGO_SESSIONS_FORMAT = "document"
+    for _ in range(2):  # a re-run does not fail on it either
+        output = setup("--convert")
+        assert big.session_key not in output and "aaaaaaaa" not in output
+        assert len(output) < 2000
+    assert "converted 0 session(s) to the document format, 1 left" in output
+    for i, store in enumerate(sessions):
+        assert sessions_collection.find_one({"_id": store.session_key})["data"] == {"n": i}
+    assert sessions_collection.find_one({"_id": big.session_key})["data"] == before
+    assert SessionStore(big.session_key).load() == {"big": "a" * 17_000_000}
+
+
+def test_convert_counts_a_rewrite_the_server_refuses_as_left(
+    settings: Any, sessions_collection: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A write error of one document in the unordered batch: the others are converted."""
+    sessions = [saved({"n": i}) for i in range(3)]
+    big = big_signed_session(sessions_collection)
+    before = sessions_collection.find_one({"_id": big.session_key})["data"]
+    settings.MONGO_SESSIONS_FORMAT = "document"
+    # Without the size check the oversized rewrite reaches the server, which refuses it.
+    monkeypatch.setattr(
+        convert, "check_document_size", lambda document, operation: None, raising=False
+    )
+    report = convert.convert_sessions(get_collection())
+    assert (report.converted, report.left, report.saved_meanwhile) == (3, 1, 0)
+    for i, store in enumerate(sessions):
+        assert sessions_collection.find_one({"_id": store.session_key})["data"] == {"n": i}
+    assert sessions_collection.find_one({"_id": big.session_key})["data"] == before
