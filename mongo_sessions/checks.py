@@ -169,7 +169,7 @@ def _server_error(error: Exception) -> CheckMessage:
     cause = error.__cause__
     if isinstance(cause, OperationFailure) and cause.code == AUTHENTICATION_FAILED_CODE:
         return Error(
-            f"MongoDB refused the credentials: {error}",
+            str(error),  # it says the credentials were refused and which settings hold them
             hint="Check the user name, the password and the authSource (the database the "
             "user was created in).",
             id="mongo_sessions.E105",
