@@ -110,6 +110,16 @@ def chain_cause(error: Exception, session_key: str | None) -> Exception | None:
         return None  # its text holds every refused document: keys and data
     if session_key and session_key in str(error):
         return None
+    if isinstance(error, OperationFailure) and error.details:
+        # Its text appends the server's whole reply ("full error: {...}"), which
+        # can quote session data: chain a copy of the same class and code with
+        # the short description only (what isinstance and .code tell survives).
+        try:
+            short = type(error)(describe_error(error), code=error.code)
+        except Exception:  # a subclass with another signature: chain nothing
+            return None
+        short.__traceback__ = error.__traceback__
+        return short
     return error
 
 

@@ -61,6 +61,12 @@ def test_a_server_error_gives_class_code_and_a_key_free_errmsg(
     text = str(raised.value)
     assert_clean(text)
     assert "MongoDB refused it (code 11000): DuplicateKeyError (code 11000" in text
+    # Log handlers print the chained cause in full: it is short and clean too,
+    # and keeps its class and code.
+    cause = raised.value.__cause__
+    if cause is not None:
+        assert isinstance(cause, DuplicateKeyError) and cause.code == 11000
+        assert_clean(str(cause))
 
 
 def test_an_index_creation_failure_is_described_without_the_full_reply(
