@@ -5,7 +5,9 @@ a backlog of expired sessions (``manage.py clearsessions`` on a collection
 without its TTL index) can take minutes: it runs as a loop of batches of
 ``MONGO_SESSIONS_BATCH_SIZE`` documents, each bounded by
 ``MONGO_SESSIONS_BATCH_TIMEOUT`` seconds, so it always progresses and never
-waits on one call for long.
+waits on one call for long. Reaching the server comes first, under the
+request's ``MONGO_SESSIONS_TIMEOUT``: a server that is not there fails the
+command within that, not after a batch's bound.
 """
 
 from __future__ import annotations
@@ -39,11 +41,20 @@ def delete_in_batches(operation: str, query: dict[str, Any]) -> int:
     and one ``delete`` command of one statement per document, each found by
     ``_id``. A deleted document no longer matches, so the loop ends.
 
+    Before the first batch, a ``ping`` under ``MONGO_SESSIONS_TIMEOUT``
+    checks that the server can be reached at all.
+
+    :raises SessionStoreUnavailable: within ``MONGO_SESSIONS_TIMEOUT`` seconds
+        when the server cannot be reached; nothing was deleted.
     :raises SessionStoreError: (its subclasses included) when a batch fails; the
         batches before it stay done.
     :raises ImproperlyConfigured: when a batch setting is invalid.
     """
     size, timeout = batch_settings()
+    # Under pymongo.timeout() server selection waits for the whole bound left:
+    # a batch's (60 s by default) is for slow deletes, not for a missing server.
+    with mongo_operation(operation):
+        get_collection().database.command("ping")
     deleted = 0
     while True:
         with mongo_operation(operation, timeout=timeout):
@@ -68,6 +79,8 @@ async def adelete_in_batches(operation: str, query: dict[str, Any]) -> int:
     See ``delete_in_batches``.
     """
     size, timeout = batch_settings()
+    with mongo_operation(operation):  # reach the server first (see delete_in_batches)
+        await (await aget_collection()).database.command("ping")
     deleted = 0
     while True:
         with mongo_operation(operation, timeout=timeout):

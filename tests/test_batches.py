@@ -23,10 +23,10 @@ from django.core.management import call_command
 from pymongo import monitoring
 
 from mongo_sessions.clock import utc_now
-from mongo_sessions.exceptions import SessionStoreError
+from mongo_sessions.exceptions import SessionStoreError, SessionStoreUnavailable
 from mongo_sessions.session import SessionStore
 from tests.faults import FailCommand, failpoint_for
-from tests.servers import ChildProcess
+from tests.servers import ChildProcess, free_port
 from tests.support import TEST_DB, StartedCommands, requires_async_api
 
 BATCH_SIZE = 100
@@ -157,6 +157,48 @@ def test_a_batch_over_its_timeout_fails_within_it_and_keeps_the_batches_before(
     assert "timeout 0.5 s" in str(raised.value)
     # The first batch is done; the blocked one may be applied when the server resumes.
     assert backlog.count_documents({}) <= LIVE + EXPIRED - BATCH_SIZE
+
+
+PASSWORD = "unreachable-pw-7f3a"
+
+
+@pytest.fixture
+def unreachable(settings: Any) -> str:
+    """A URL (with a password) to a port nothing listens on; MONGO_SESSIONS_TIMEOUT 1 s."""
+    port = free_port()
+    settings.MONGO_SESSIONS_URL = f"mongodb://admin:{PASSWORD}@127.0.0.1:{port}/myproject"
+    settings.MONGO_SESSIONS_TIMEOUT = 1
+    settings.MONGO_SESSIONS_BATCH_TIMEOUT = 60  # the default, for slow batches
+    return f"127.0.0.1:{port}"
+
+
+def assert_unreachable_reported(error: SessionStoreError, address: str, elapsed: float) -> None:
+    # A bound, not a speed target: the old code waited for the batch's 60 s.
+    assert elapsed < 1 + 10, f"took {elapsed:.1f} s"
+    assert isinstance(error, SessionStoreUnavailable)
+    assert error.operation == "clear_expired"
+    message = str(error)
+    assert "could not be reached (timeout 1.0 s)" in message and address in message
+    assert PASSWORD not in message
+
+
+def test_clearsessions_fails_within_the_timeout_when_the_server_is_unreachable(
+    unreachable: str,
+) -> None:
+    started = time.monotonic()
+    with pytest.raises(SessionStoreError) as raised:
+        call_command("clearsessions")
+    assert_unreachable_reported(raised.value, unreachable, time.monotonic() - started)
+
+
+@requires_async_api
+async def test_async_clear_expired_fails_within_the_timeout_when_the_server_is_unreachable(
+    unreachable: str,
+) -> None:
+    started = time.monotonic()
+    with pytest.raises(SessionStoreError) as raised:
+        await SessionStore.aclear_expired()
+    assert_unreachable_reported(raised.value, unreachable, time.monotonic() - started)
 
 
 @pytest.mark.parametrize(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import time
 import uuid
 from datetime import datetime, timedelta, timezone
 from io import StringIO
@@ -17,6 +18,7 @@ from django.core.management.base import CommandError
 from mongo_sessions import connection
 from mongo_sessions.session import SessionStore
 from tests.faults import FailCommand
+from tests.servers import free_port
 from tests.support import AllCommands, requires_async_api
 
 
@@ -209,3 +211,34 @@ async def test_async_auto_index_conflict_does_not_cost_the_other_index(
         assert not connection.wait_for_auto_index(30)  # built in the background: it fails
     assert "mongo_sessions_setup" in caplog.text
     assert "user_id_1" in index_specs(sessions_collection)
+
+
+# --- a server that is not there ---------------------------------------------------------
+
+PASSWORD = "unreachable-pw-7f3a"
+
+
+@pytest.mark.parametrize(
+    "mode", [[], ["--check"], ["--import-db"], ["--migrate-seed"], ["--convert"]]
+)
+def test_unreachable_server_fails_within_the_timeout_not_the_index_timeout(
+    settings: Any, mode: list[str]
+) -> None:
+    port = free_port()  # nothing listens on it
+    settings.MONGO_SESSIONS_URL = f"mongodb://admin:{PASSWORD}@127.0.0.1:{port}/myproject"
+    settings.MONGO_SESSIONS_TIMEOUT = 1
+    out = StringIO()
+
+    started = time.monotonic()
+    with pytest.raises(CommandError) as raised:
+        # --timeout stays the default 600 s: it bounds index builds, not reaching the server.
+        call_command("mongo_sessions_setup", *mode, stdout=out)
+    elapsed = time.monotonic() - started
+
+    # A bound, not a speed target: the old code waited for the whole --timeout.
+    assert elapsed < 1 + 10, f"took {elapsed:.1f} s"
+    message = str(raised.value)
+    assert f"127.0.0.1:{port}" in message
+    assert "could not be reached within MONGO_SESSIONS_TIMEOUT (1.0 s)" in message
+    assert "MONGO_SESSIONS_URL" in message
+    assert PASSWORD not in message and PASSWORD not in out.getvalue()

@@ -8,12 +8,13 @@ from django.core.exceptions import ImproperlyConfigured
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 from pymongo.collection import Collection
 
-from mongo_sessions.connection import get_target
+from mongo_sessions.connection import describe_connection, get_target
 from mongo_sessions.convert import BATCH_SIZE, convert_sessions, count_in_other_format, engine_store
-from mongo_sessions.exceptions import SessionStoreError
+from mongo_sessions.exceptions import SessionStoreError, SessionStoreUnavailable
 from mongo_sessions.index_changes import apply_index_changes, plan_index_changes, seed_ttl_index
 from mongo_sessions.migration import import_db_sessions, migrate_seed_sessions
 from mongo_sessions.operation import mongo_operation
+from mongo_sessions.validation import timeout_seconds
 
 
 class Command(BaseCommand):
@@ -43,7 +44,9 @@ class Command(BaseCommand):
             "--timeout",
             type=float,
             default=600.0,
-            help="Seconds the whole command may spend on MongoDB (default: 600).",
+            help="Seconds the whole command may spend on MongoDB once the server answered, "
+            "for long index builds and copies (default: 600). Reaching the server is "
+            "bounded by MONGO_SESSIONS_TIMEOUT.",
         )
         parser.add_argument(
             "--convert",
@@ -69,7 +72,31 @@ class Command(BaseCommand):
         with mongo_operation("setup", timeout=options["timeout"]):
             collection = get_target().collection
             self.stdout.write(f"Sessions collection: {collection.full_name}")
+            self._reach_server(collection)
             self._run(collection, **options)
+
+    def _reach_server(self, collection: Collection[Any]) -> None:
+        """Ping the server under MONGO_SESSIONS_TIMEOUT (nested in the run's --timeout).
+
+        Under ``pymongo.timeout()`` server selection waits as long as the bound
+        left, so without this a server that is not there kept every mode silent
+        for the whole --timeout (600 s), which is meant for index builds.
+
+        :raises CommandError: naming the server and the settings to check, when
+            it cannot be reached in time (the URL's password is never shown).
+        """
+        seconds = timeout_seconds()
+        try:
+            with mongo_operation("setup", timeout=seconds):
+                collection.database.command("ping")
+        except SessionStoreUnavailable as e:
+            where = describe_connection()
+            raise CommandError(
+                f"MongoDB at {where['address']} (database {where['database']}) could not be "
+                f"reached within MONGO_SESSIONS_TIMEOUT ({seconds} s): check that the server "
+                "runs and the connection settings (MONGO_SESSIONS_URL, or MONGO_CLIENT / "
+                f"MONGO_HOST and MONGO_PORT) and MONGO_SESSIONS_TIMEOUT. {e.detail}"
+            ) from e
 
     def _run(self, collection: Collection[Any], **options: Any) -> None:
         actions = plan_index_changes(collection)
