@@ -173,6 +173,15 @@ def _clear_frame_variables(error: BaseException) -> None:
         current = current.__cause__ or current.__context__
 
 
+# Said for error code 18 (AuthenticationFailed), as check E105 does; never the password.
+CREDENTIALS_REFUSED = (
+    "MongoDB refused the credentials (code 18 AuthenticationFailed): check the user name, "
+    "the password and the authSource (the database the user was created in) in "
+    "MONGO_SESSIONS_URL, MONGO_DB_USER and MONGO_DB_PASSWORD, or "
+    "MONGO_SESSIONS_CLIENT_OPTIONS, whichever the site sets"
+)
+
+
 def translate(
     operation: str,
     error: PyMongoError,
@@ -224,13 +233,7 @@ def translate(
         )
     if isinstance(error, OperationFailure) and error.code == AUTHENTICATION_FAILED_CODE:
         # Say what to fix (as check E105 does); the password itself is never quoted.
-        return SessionStoreError(
-            operation,
-            f"MongoDB refused the credentials (code {error.code} AuthenticationFailed): check "
-            "the user name, the password and the authSource (the database the user was "
-            "created in) in MONGO_SESSIONS_URL, MONGO_DB_USER and MONGO_DB_PASSWORD, or "
-            f"MONGO_SESSIONS_CLIENT_OPTIONS, whichever the site sets ({cause})",
-        )
+        return SessionStoreError(operation, f"{CREDENTIALS_REFUSED} ({cause})")
     if isinstance(error, OperationFailure):
         return SessionStoreError(operation, f"MongoDB refused it (code {error.code}): {cause}")
     return SessionStoreError(operation, cause)

@@ -72,12 +72,8 @@ def given_client(auth_port: int) -> Iterator[pymongo.MongoClient[dict[str, Any]]
 STYLES = ["url", "host", "client options", "client object", "client path", "srv url"]
 
 
-@pytest.fixture(params=STYLES)
-def configured(
-    request: pytest.FixtureRequest, settings: Any, auth_port: int, given_client: Any
-) -> None:
-    """Configure one connection style (each test runs with every one), the password in it."""
-    style, port, client = request.param, auth_port, given_client
+def configure_style(settings: Any, style: str, port: int, client: Any = None) -> None:
+    """Configure the connection style ``style`` against ``port``, the password in it."""
     settings.MONGO_SESSIONS_URL = None
     settings.MONGO_SESSIONS_COLLECTION = f"sessions_{uuid.uuid4().hex[:8]}"
     settings.MONGO_SESSIONS_TIMEOUT = 2
@@ -106,6 +102,14 @@ def configured(
             f"mongodb+srv://{quote_plus(USER)}:{quote_plus(CONFIGURED)}"
             "@cluster0.example.invalid/appdb"
         )
+
+
+@pytest.fixture(params=STYLES)
+def configured(
+    request: pytest.FixtureRequest, settings: Any, auth_port: int, given_client: Any
+) -> None:
+    """Configure one connection style (each test runs with every one), the password in it."""
+    configure_style(settings, request.param, auth_port, given_client)
 
 
 @pytest.fixture(autouse=True)
@@ -210,24 +214,7 @@ def test_refused_credentials_name_the_settings_to_check(
     from mongo_sessions.exceptions import SessionStoreError
     from mongo_sessions.session import SessionStore
 
-    settings.MONGO_SESSIONS_URL = None
-    settings.MONGO_SESSIONS_COLLECTION = f"sessions_{uuid.uuid4().hex[:8]}"
-    settings.MONGO_SESSIONS_TIMEOUT = 2
-    settings.MONGO_DB_NAME = DATABASE
-    if style == "url":
-        settings.MONGO_SESSIONS_URL = url_with(auth_port)
-    elif style == "host":
-        settings.MONGO_HOST = "127.0.0.1"
-        settings.MONGO_PORT = auth_port
-        settings.MONGO_DB_USER = USER
-        settings.MONGO_DB_PASSWORD = CONFIGURED
-    else:
-        settings.MONGO_SESSIONS_URL = f"mongodb://127.0.0.1:{auth_port}/{DATABASE}"
-        settings.MONGO_SESSIONS_CLIENT_OPTIONS = {
-            "username": USER,
-            "password": CONFIGURED,
-            "authSource": DATABASE,
-        }
+    configure_style(settings, style, auth_port)
     with pytest.raises(SessionStoreError) as raised:
         SessionStore(SESSION_KEY).load()
     text = str(raised.value)
