@@ -17,7 +17,7 @@ from typing import Any
 from pymongo import DeleteOne
 
 from . import validation
-from .connection import aget_collection, get_collection
+from .connection import aget_collection, aping, get_collection, ping
 from .operation import mongo_operation
 
 _ID_ONLY = {"_id": True}
@@ -53,8 +53,7 @@ def delete_in_batches(operation: str, query: dict[str, Any]) -> int:
     size, timeout = batch_settings()
     # Under pymongo.timeout() server selection waits for the whole bound left:
     # a batch's (60 s by default) is for slow deletes, not for a missing server.
-    with mongo_operation(operation):
-        get_collection().database.command("ping")
+    ping(operation)
     deleted = 0
     while True:
         with mongo_operation(operation, timeout=timeout):
@@ -79,8 +78,7 @@ async def adelete_in_batches(operation: str, query: dict[str, Any]) -> int:
     See ``delete_in_batches``.
     """
     size, timeout = batch_settings()
-    with mongo_operation(operation):  # reach the server first (see delete_in_batches)
-        await (await aget_collection()).database.command("ping")
+    await aping(operation)  # reach the server first (see delete_in_batches)
     deleted = 0
     while True:
         with mongo_operation(operation, timeout=timeout):

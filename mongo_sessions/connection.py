@@ -214,21 +214,23 @@ def describe_connection() -> dict[str, str]:
     }
 
 
-def ping() -> None:
-    """Check that the server answers within the timeout.
+def ping(operation: str = "ping") -> None:
+    """Check that the server answers within ``MONGO_SESSIONS_TIMEOUT`` seconds.
 
-    Raises ``SessionStoreUnavailable`` (or another ``SessionStoreError``).
+    ``operation`` is the name the error gives: work that reaches the server
+    first (``clear_expired``, ``mongo_sessions_setup``) passes its own. Raises
+    ``SessionStoreUnavailable`` (or another ``SessionStoreError``).
     """
-    with mongo_operation("ping"):
+    with mongo_operation(operation):
         get_target().collection.database.command("ping")
 
 
-async def aping() -> None:
-    """Check that the server answers within the timeout, from async code.
+async def aping(operation: str = "ping") -> None:
+    """Check that the server answers within the timeout, from async code (see ``ping``).
 
     Raises ``SessionStoreUnavailable`` (or another ``SessionStoreError``).
     """
-    with mongo_operation("ping"):
+    with mongo_operation(operation):
         collection = await aget_collection()
         await collection.database.command("ping")
 

@@ -8,7 +8,7 @@ from django.core.exceptions import ImproperlyConfigured
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 from pymongo.collection import Collection
 
-from mongo_sessions.connection import describe_connection, get_target
+from mongo_sessions.connection import describe_connection, get_target, ping
 from mongo_sessions.convert import BATCH_SIZE, convert_sessions, count_in_other_format, engine_store
 from mongo_sessions.exceptions import SessionStoreError, SessionStoreUnavailable
 from mongo_sessions.index_changes import apply_index_changes, plan_index_changes, seed_ttl_index
@@ -72,10 +72,10 @@ class Command(BaseCommand):
         with mongo_operation("setup", timeout=options["timeout"]):
             collection = get_target().collection
             self.stdout.write(f"Sessions collection: {collection.full_name}")
-            self._reach_server(collection)
+            self._reach_server()
             self._run(collection, **options)
 
-    def _reach_server(self, collection: Collection[Any]) -> None:
+    def _reach_server(self) -> None:
         """Ping the server under MONGO_SESSIONS_TIMEOUT (nested in the run's --timeout).
 
         Under ``pymongo.timeout()`` server selection waits as long as the bound
@@ -87,8 +87,7 @@ class Command(BaseCommand):
         """
         seconds = timeout_seconds()
         try:
-            with mongo_operation("setup", timeout=seconds):
-                collection.database.command("ping")
+            ping("setup")  # under MONGO_SESSIONS_TIMEOUT, nested in the run's bound
         except SessionStoreUnavailable as e:
             where = describe_connection()
             raise CommandError(
