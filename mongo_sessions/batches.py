@@ -12,13 +12,14 @@ command within that, not after a batch's bound.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from pymongo import DeleteOne
-
-from . import validation
+from . import driver, validation
 from .connection import aget_collection, aping, get_collection, ping
 from .operation import mongo_operation
+
+if TYPE_CHECKING:
+    from pymongo import DeleteOne
 
 _ID_ONLY = {"_id": True}
 
@@ -69,7 +70,7 @@ def delete_in_batches(operation: str, query: dict[str, Any]) -> int:
 def _deletes(ids: list[Any], query: dict[str, Any]) -> list[DeleteOne]:
     # One statement per _id rather than one {"_id": {"$in": ids}}: each is an
     # index lookup, where some servers scan the collection for an $in.
-    return [DeleteOne({**query, "_id": document_id}) for document_id in ids]
+    return [driver.pymongo.DeleteOne({**query, "_id": document_id}) for document_id in ids]
 
 
 async def adelete_in_batches(operation: str, query: dict[str, Any]) -> int:

@@ -14,8 +14,8 @@ from django.apps import AppConfig
 from django.conf import settings
 from django.core.checks import ERROR, CheckMessage, Error, Warning
 from django.core.exceptions import ImproperlyConfigured
-from pymongo.errors import ConfigurationError, OperationFailure
 
+from . import driver
 from .conf import conf
 from .feature_checks import check_feature_settings
 from .validation import Problem, settings_problems
@@ -167,14 +167,17 @@ def check_server(
 def _server_error(error: Exception) -> CheckMessage:
     """Return the check message for a deploy check that could not talk to the server."""
     cause = error.__cause__
-    if isinstance(cause, OperationFailure) and cause.code == AUTHENTICATION_FAILED_CODE:
+    if (
+        isinstance(cause, driver.errors.OperationFailure)
+        and cause.code == AUTHENTICATION_FAILED_CODE
+    ):
         return Error(
             str(error),  # it says the credentials were refused and which settings hold them
             hint="Check the user name, the password and the authSource (the database the "
             "user was created in).",
             id="mongo_sessions.E105",
         )
-    if isinstance(cause, OperationFailure) and cause.code == UNAUTHORIZED_CODE:
+    if isinstance(cause, driver.errors.OperationFailure) and cause.code == UNAUTHORIZED_CODE:
         return Error(
             f"The MongoDB user lacks a privilege the sessions need: {error}",
             hint="Grant find, insert, update, remove and listIndexes on the sessions "
@@ -183,7 +186,7 @@ def _server_error(error: Exception) -> CheckMessage:
             id="mongo_sessions.E104",
         )
     hint = "Check the connection settings and that the server is up."
-    if isinstance(cause, ConfigurationError) or "DNS" in str(error):
+    if isinstance(cause, driver.errors.ConfigurationError) or "DNS" in str(error):
         hint = (
             "The host name could not be resolved: a mongodb+srv:// URL needs DNS SRV and TXT "
             "records for its host. Check the name and this machine's DNS, or use a "

@@ -14,21 +14,23 @@ import logging
 import os
 import threading
 import time
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from django.core.exceptions import ImproperlyConfigured
 from django.core.signals import setting_changed
 from django.dispatch import receiver
-from pymongo import AsyncMongoClient, MongoClient
-from pymongo.asynchronous.collection import AsyncCollection
-from pymongo.collection import Collection
 
 from .conf import CONNECTION_SETTINGS, conf
 from .indexes import AutoIndex
 from .loops import LoopClients
 from .operation import mongo_operation, no_server_hooks, operation_deadline
-from .target import CODEC_OPTIONS, Target, resolve_target
+from .target import Target, codec_options, resolve_target
 from .validation import timeout_seconds
+
+if TYPE_CHECKING:
+    from pymongo import AsyncMongoClient, MongoClient
+    from pymongo.asynchronous.collection import AsyncCollection
+    from pymongo.collection import Collection
 
 logger = logging.getLogger("mongo_sessions")
 
@@ -70,7 +72,7 @@ class _State:
                     self._loop_clients = LoopClients(
                         target.async_client_factory,
                         collection_of=lambda client: client[target.database_name].get_collection(
-                            target.collection_name, codec_options=CODEC_OPTIONS
+                            target.collection_name, codec_options=codec_options()
                         ),
                         idle_limit=IDLE_LOOP_CLIENTS,
                     )

@@ -18,14 +18,16 @@ from __future__ import annotations
 import asyncio
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from django.core.exceptions import ImproperlyConfigured
 from django.db import connections
 from django.db.utils import load_backend
-from pymongo import MongoClient
 
 from .conf import conf
+
+if TYPE_CHECKING:
+    from pymongo import MongoClient
 
 SETTING = "MONGO_SESSIONS_DATABASE_ALIAS"
 BACKEND = "django_mongodb_backend"

@@ -33,7 +33,7 @@ import math
 import re
 from typing import Any
 
-from bson.int64 import Int64
+from . import driver
 
 #: Levels of nesting the session's data may have: MongoDB stores documents nested
 #: up to 100 levels, and the session document and its data field take two.
@@ -264,12 +264,12 @@ def _restore_mapping(stored: dict[str, Any]) -> dict[str, Any]:
             item = _restore_mapping(item)
         elif kind is list:
             item = _restore_sequence(item)
-        elif kind is Int64:
-            item = int(item)
         elif not (
             kind is str or kind is int or kind is float or kind is bool or kind is _NONE_TYPE
         ):
-            raise _foreign(kind)
+            if kind is not driver.bson.Int64:  # pymongo decodes a BSON int64 as Int64
+                raise _foreign(kind)
+            item = int(item)
         restored[key] = item
     return restored
 
@@ -282,11 +282,11 @@ def _restore_sequence(stored: list[Any]) -> list[Any]:
             item = _restore_mapping(item)
         elif kind is list:
             item = _restore_sequence(item)
-        elif kind is Int64:
-            item = int(item)
         elif not (
             kind is str or kind is int or kind is float or kind is bool or kind is _NONE_TYPE
         ):
-            raise _foreign(kind)
+            if kind is not driver.bson.Int64:  # pymongo decodes a BSON int64 as Int64
+                raise _foreign(kind)
+            item = int(item)
         restored.append(item)
     return restored

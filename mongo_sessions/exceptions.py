@@ -16,19 +16,14 @@ from __future__ import annotations
 
 import re
 import traceback
+from typing import TYPE_CHECKING
 
-from pymongo.errors import (
-    BulkWriteError,
-    ConnectionFailure,
-    ExecutionTimeout,
-    OperationFailure,
-    PyMongoError,
-    ServerSelectionTimeoutError,
-    WriteConcernError,
-)
-
+from . import driver
 from .conf import conf
 from .redaction import redact
+
+if TYPE_CHECKING:
+    from pymongo.errors import PyMongoError
 
 # The most characters of a server's errmsg (or of another driver error's text)
 # quoted in a message: a driver's text can be megabytes (BulkWriteError's
@@ -106,11 +101,11 @@ def chain_cause(error: Exception, session_key: str | None) -> Exception | None:
     them) are cleared, as Django's DEBUG page and error trackers print them.
     """
     _clear_frame_variables(error)
-    if isinstance(error, BulkWriteError):
+    if isinstance(error, driver.errors.BulkWriteError):
         return None  # its text holds every refused document: keys and data
     if session_key and session_key in str(error):
         return None
-    if isinstance(error, OperationFailure) and error.details:
+    if isinstance(error, driver.errors.OperationFailure) and error.details:
         # Its text appends the server's whole reply ("full error: {...}"), which
         # can quote session data: chain a copy of the same class and code with
         # the short description only (what isinstance and .code tell survives).
@@ -135,7 +130,7 @@ def describe_error(error: BaseException, session_key: str | None = None) -> str:
     :data:`MAX_ERROR_TEXT` characters. ``session_key``, if given, is redacted.
     """
     name = type(error).__name__
-    if isinstance(error, BulkWriteError):
+    if isinstance(error, driver.errors.BulkWriteError):
         details = error.details if isinstance(error.details, dict) else {}
         codes = [e.get("code") for e in details.get("writeErrors", []) if isinstance(e, dict)]
         listed = ", ".join(str(c) for c in sorted(set(codes), key=str)[:MAX_ERROR_CODES])
@@ -144,7 +139,7 @@ def describe_error(error: BaseException, session_key: str | None = None) -> str:
         if concern:
             text += f" and {len(concern)} write concern error(s)"
         return text
-    if isinstance(error, OperationFailure):
+    if isinstance(error, driver.errors.OperationFailure):
         details = error.details if isinstance(error.details, dict) else {}
         errmsg = details.get("errmsg")
         if not isinstance(errmsg, str):
@@ -201,7 +196,7 @@ def translate(
             operation, f"the server's TLS certificate is not trusted (check tlsCAFile): {cause}"
         )
     writes = operation in WRITE_OPERATIONS
-    if writes and isinstance(error, WriteConcernError):
+    if writes and isinstance(error, driver.errors.WriteConcernError):
         # WTimeoutError included: the server answered, so this is not a timeout of ours.
         return SessionStoreOutcomeUnknown(
             operation,
@@ -209,14 +204,17 @@ def translate(
             f"(code {error.code}), so it may or may not persist: {cause}",
             no_answer=False,
         )
-    if isinstance(error, ServerSelectionTimeoutError):
+    if isinstance(error, driver.errors.ServerSelectionTimeoutError):
         # pymongo raises this only when no attempt was sent (a retry that cannot
         # find a server re-raises the first attempt's error instead).
         return SessionStoreUnavailable(
             operation,
             f"MongoDB could not be reached (timeout {seconds} s); nothing was sent: {cause}",
         )
-    if isinstance(error, ConnectionFailure | ExecutionTimeout) or error.timeout:
+    if (
+        isinstance(error, driver.errors.ConnectionFailure | driver.errors.ExecutionTimeout)
+        or error.timeout
+    ):
         if writes:
             # The command may have reached the server, which may apply it later
             # (a blocked server runs it once it resumes).
@@ -231,9 +229,12 @@ def translate(
             f"MongoDB did not answer in time or dropped the connection "
             f"(timeout {seconds} s; {cause})",
         )
-    if isinstance(error, OperationFailure) and error.code == AUTHENTICATION_FAILED_CODE:
+    if (
+        isinstance(error, driver.errors.OperationFailure)
+        and error.code == AUTHENTICATION_FAILED_CODE
+    ):
         # Say what to fix (as check E105 does); the password itself is never quoted.
         return SessionStoreError(operation, f"{CREDENTIALS_REFUSED} ({cause})")
-    if isinstance(error, OperationFailure):
+    if isinstance(error, driver.errors.OperationFailure):
         return SessionStoreError(operation, f"MongoDB refused it (code {error.code}): {cause}")
     return SessionStoreError(operation, cause)

@@ -9,10 +9,9 @@ import secrets
 from datetime import datetime
 from typing import Any
 
-import bson
 from django.contrib.auth import SESSION_KEY as AUTH_USER_ID_KEY
 
-from . import devices
+from . import devices, driver
 from .encoding import EncodingMixin
 from .exceptions import SessionDataError
 from .expiry import ExpiryMixin
@@ -34,7 +33,7 @@ def check_document_size(document: dict[str, Any], operation: str) -> None:
 
     ``operation`` names the operation in the message (``"save"``, ``"convert"``).
     """
-    size = len(bson.encode(document))
+    size = len(driver.bson.encode(document))
     if size > MAX_DOCUMENT_SIZE:
         raise SessionDataError(
             operation,

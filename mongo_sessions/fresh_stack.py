@@ -11,7 +11,7 @@ import threading
 from collections.abc import Callable
 from typing import Any, TypeVar
 
-from bson.errors import InvalidBSON
+from . import driver
 
 _T = TypeVar("_T")
 
@@ -53,7 +53,7 @@ def deep_safe(call: Callable[..., _T], *args: Any, **kwargs: Any) -> _T:
         return call(*args, **kwargs)
     except RecursionError:
         return on_fresh_stack(call, *args, **kwargs)
-    except InvalidBSON as e:
+    except driver.bson_errors.InvalidBSON as e:
         if "recursion" not in str(e):  # pymongo's decoder reports its RecursionError so
             raise
         return on_fresh_stack(call, *args, **kwargs)

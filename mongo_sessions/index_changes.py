@@ -18,11 +18,11 @@ from .indexes import (
     BRIDGE_INDEX_NAME,
     SEED_TTL_FIELD,
     TTL_FIELD,
-    TTL_INDEX,
     TTL_INDEX_NAME,
     USER_FIELD,
-    USER_INDEX,
     USER_INDEX_NAME,
+    ttl_index,
+    user_index,
 )
 from .unique_indexes import blocking_unique_indexes, describe_unique_index, key_fields
 
@@ -91,7 +91,7 @@ def apply_index_changes(collection: Collection[Any], actions: list[IndexAction])
                 _replace_through_bridge(collection, action.index_name, "since it was unique")
             )
         elif action.kind == "create":
-            model = TTL_INDEX if action.index_name == TTL_INDEX_NAME else USER_INDEX
+            model = ttl_index() if action.index_name == TTL_INDEX_NAME else user_index()
             collection.create_indexes([model])
             done.append(f"created index {action.index_name}: {action.description}")
         elif action.kind == "collmod":
@@ -115,7 +115,7 @@ def _set_ttl_to_zero(collection: Collection[Any], index_name: str) -> str:
 
 
 def _replace_through_bridge(collection: Collection[Any], index_name: str, reason: str) -> str:
-    """Replace the expire_date index ``index_name`` by TTL_INDEX, expiring all along."""
+    """Replace the expire_date index ``index_name`` by ttl_index(), expiring all along."""
     # Build a second TTL index on the same field first, distinguished by a
     # collation (dates ignore it), so documents keep expiring while the old one
     # is swapped.
@@ -127,7 +127,7 @@ def _replace_through_bridge(collection: Collection[Any], index_name: str, reason
     )
     collection.create_indexes([bridge])
     collection.drop_index(index_name)
-    collection.create_indexes([TTL_INDEX])
+    collection.create_indexes([ttl_index()])
     collection.drop_index(BRIDGE_INDEX_NAME)
     return (
         f"replaced index {index_name} with {TTL_INDEX_NAME} (expireAfterSeconds=0) "

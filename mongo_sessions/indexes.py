@@ -11,14 +11,14 @@ import logging
 import threading
 import time
 from time import monotonic
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import pymongo
-from pymongo import ASCENDING, IndexModel
-from pymongo.collection import Collection
-from pymongo.errors import OperationFailure
-
+from . import driver
 from .exceptions import describe_error
+
+if TYPE_CHECKING:
+    from pymongo import IndexModel
+    from pymongo.collection import Collection
 
 logger = logging.getLogger("mongo_sessions")
 
@@ -27,11 +27,6 @@ TTL_INDEX_NAME = "expire_date_1"
 USER_FIELD = "user_id"
 USER_INDEX_NAME = "user_id_1"
 
-# Each document expires at its own expire_date: expireAfterSeconds is 0.
-TTL_INDEX = IndexModel([(TTL_FIELD, ASCENDING)], name=TTL_INDEX_NAME, expireAfterSeconds=0)
-# Only sessions of logged-in users carry user_id: a sparse index stays small.
-USER_INDEX = IndexModel([(USER_FIELD, ASCENDING)], name=USER_INDEX_NAME, sparse=True)
-EXPECTED_INDEXES = [TTL_INDEX, USER_INDEX]
 
 # The seed package kept a TTL index on this field of its own documents.
 SEED_TTL_FIELD = "creation_date"
@@ -54,6 +49,25 @@ AUTO_INDEX_MAX_RETRY = 600.0
 AUTO_INDEX_COLLECTION_RECHECK = 0.5
 
 
+def ttl_index() -> IndexModel:
+    """The TTL index: each document expires at its own expire_date (expireAfterSeconds 0)."""
+    return driver.pymongo.IndexModel(
+        [(TTL_FIELD, driver.pymongo.ASCENDING)], name=TTL_INDEX_NAME, expireAfterSeconds=0
+    )
+
+
+def user_index() -> IndexModel:
+    """The index of user_id: only sessions of logged-in users carry it, so it is sparse."""
+    return driver.pymongo.IndexModel(
+        [(USER_FIELD, driver.pymongo.ASCENDING)], name=USER_INDEX_NAME, sparse=True
+    )
+
+
+def expected_indexes() -> list[IndexModel]:
+    """The indexes the package creates (built on each call: pymongo is imported on first use)."""
+    return [ttl_index(), user_index()]
+
+
 def ensure_indexes(collection: Collection[Any]) -> None:
     """Create the expected indexes if missing.
 
@@ -64,12 +78,14 @@ def ensure_indexes(collection: Collection[Any]) -> None:
     Raises ``pymongo.errors.PyMongoError`` (``OperationFailure`` for a refusal).
     """
     try:
-        collection.create_indexes(EXPECTED_INDEXES)
-    except OperationFailure as e:
+        collection.create_indexes(expected_indexes())
+    except driver.errors.OperationFailure as e:
         if e.code not in INDEX_CONFLICT_CODES:
             raise
-        for model in EXPECTED_INDEXES:
-            with contextlib.suppress(OperationFailure):  # the conflict is raised below
+        for model in expected_indexes():
+            with contextlib.suppress(
+                driver.errors.OperationFailure
+            ):  # the conflict is raised below
                 collection.create_indexes([model])
         raise
 
@@ -159,7 +175,7 @@ class AutoIndex:
         try:
             # The thread has a context of its own: the bound of the request that
             # started it does not apply, this one does.
-            with pymongo.timeout(AUTO_INDEX_TIMEOUT):
+            with driver.pymongo.timeout(AUTO_INDEX_TIMEOUT):
                 names = collection.database.list_collection_names(
                     filter={"name": collection.name}, authorizedCollections=True
                 )
@@ -214,7 +230,7 @@ def _describe(error: Exception) -> str:
 
 def _advice(error: Exception) -> str:
     """Say what the operator should do about a failed automatic index creation."""
-    code = error.code if isinstance(error, OperationFailure) else None
+    code = error.code if isinstance(error, driver.errors.OperationFailure) else None
     if code == UNAUTHORIZED_CODE:
         return (
             "This account may not list collections or create indexes: run 'manage.py "

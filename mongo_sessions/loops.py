@@ -25,21 +25,22 @@ from collections import OrderedDict
 from collections.abc import AsyncGenerator, Callable
 from dataclasses import dataclass, field
 from time import monotonic
-from typing import Any
+from typing import TYPE_CHECKING, Any, TypeAlias
 
-import pymongo
-from pymongo import AsyncMongoClient
-from pymongo.asynchronous.collection import AsyncCollection
+from . import driver
+
+if TYPE_CHECKING:
+    from pymongo import AsyncMongoClient
+    from pymongo.asynchronous.collection import AsyncCollection
+
+    _Client: TypeAlias = AsyncMongoClient[dict[str, Any]]
+    _Collection: TypeAlias = AsyncCollection[dict[str, Any]]
 
 # endSessions (sent by close()) waits for the server at most this long, in
 # seconds: a loop's shutdown, often still inside a request, must not wait a
 # whole timeout on a server that stopped answering. Sessions not ended expire
 # on the server by themselves (after 30 minutes).
 CLOSE_TIMEOUT = 0.5
-
-
-_Client = AsyncMongoClient[dict[str, Any]]
-_Collection = AsyncCollection[dict[str, Any]]
 
 
 @dataclass(eq=False)
@@ -180,7 +181,7 @@ class LoopClients:
                 del self._entries[id(entry.loop)]
         try:
             if entry.owned:
-                with pymongo.timeout(CLOSE_TIMEOUT):
+                with driver.pymongo.timeout(CLOSE_TIMEOUT):
                     await entry.client.close()
         finally:
             with self._lock:

@@ -7,10 +7,7 @@ from collections.abc import Callable
 from contextvars import ContextVar
 from types import TracebackType
 
-import pymongo
-from bson.errors import InvalidDocument
-from pymongo.errors import DocumentTooLarge, PyMongoError, ServerSelectionTimeoutError
-
+from . import driver
 from .exceptions import SessionDataError, chain_cause, translate
 from .redaction import redact
 from .validation import timeout_seconds
@@ -52,7 +49,7 @@ class mongo_operation:  # lower case: used like the function it was, in a with s
         outer = _deadline.get()
         deadline = time.monotonic() + bound
         self._token = _deadline.set(min(outer, deadline) if outer else deadline)
-        self._bound = pymongo.timeout(bound)
+        self._bound = driver.pymongo.timeout(bound)
         self._bound.__enter__()
 
     def __exit__(
@@ -65,17 +62,19 @@ class mongo_operation:  # lower case: used like the function it was, in a with s
             self._bound.__exit__(exc_type, error, traceback)
         finally:
             _deadline.reset(self._token)
-        if error is None or not isinstance(error, PyMongoError | InvalidDocument):
+        if error is None or not isinstance(
+            error, driver.errors.PyMongoError | driver.bson_errors.InvalidDocument
+        ):
             return None  # nothing to translate (a CreateError, a SessionStoreError...)
         operation, session_key = self.operation, self.session_key
-        if isinstance(error, ServerSelectionTimeoutError):
+        if isinstance(error, driver.errors.ServerSelectionTimeoutError):
             for hook in no_server_hooks:
                 hook()
-        if isinstance(error, DocumentTooLarge):
+        if isinstance(error, driver.errors.DocumentTooLarge):
             raise SessionDataError(
                 operation, "the session is larger than MongoDB's 16 MB document limit"
             ) from error
-        if isinstance(error, InvalidDocument):
+        if isinstance(error, driver.bson_errors.InvalidDocument):
             raise SessionDataError(operation, redact(str(error), session_key)) from chain_cause(
                 error, session_key
             )

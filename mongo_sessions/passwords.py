@@ -6,13 +6,14 @@ import contextlib
 import re
 import sys
 from collections.abc import Iterable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import quote, quote_plus, unquote_plus
 
-from pymongo import MongoClient
-from pymongo.database import Database
-
+from . import driver
 from .conf import conf
+
+if TYPE_CHECKING:
+    from pymongo import MongoClient
 
 REDACTED = "********"
 # Keys of MongoClient options that hold a secret (compared in lower case).
@@ -69,9 +70,9 @@ def _collect(found: set[str]) -> None:
         module_name, _, attribute = given.rpartition(".")
         module = sys.modules.get(module_name)
         given = getattr(module, attribute, None) if module is not None else None
-    if isinstance(given, Database):
+    if isinstance(given, driver.database.Database):
         given = given.client
-    if isinstance(given, MongoClient):
+    if isinstance(given, driver.pymongo.MongoClient):
         _add_client(found, given)
 
 

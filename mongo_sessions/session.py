@@ -14,10 +14,8 @@ from django.contrib.sessions.backends.base import (
     UpdateError,
 )
 from django.utils.crypto import get_random_string
-from pymongo import ReadPreference
-from pymongo.errors import DuplicateKeyError
 
-from . import batches, signals, touch
+from . import batches, driver, signals, touch
 from .clock import utc_now
 from .connection import aget_collection, get_collection
 from .exceptions import SessionStoreError, SessionStoreUnavailable, chain_cause
@@ -209,10 +207,10 @@ class SessionStore(FieldsMixin, KeyChangeMixin, SessionBase):
                 collection = get_collection()
                 try:
                     deep_safe(collection.insert_one, document)
-                except DuplicateKeyError as e:
+                except driver.errors.DuplicateKeyError as e:
                     if not is_key_collision(e):
                         raise blocking_index_error("create", e) from chain_cause(e, session_key)
-                    if not _is_own_document(collection.with_options(**_PRIMARY), document):
+                    if not _is_own_document(collection.with_options(**_primary()), document):
                         raise CreateError from e
             signals.send_session_created(self)
             return None
@@ -227,7 +225,7 @@ class SessionStore(FieldsMixin, KeyChangeMixin, SessionBase):
                 collection = get_collection()
                 try:
                     result = deep_safe(collection.update_one, _live(session_key, now), update)
-                except DuplicateKeyError as e:
+                except driver.errors.DuplicateKeyError as e:
                     raise blocking_index_error("save", e) from chain_cause(e, session_key)
         except SessionStoreError:
             if replaced is not None:  # the login fails: the new key never reaches the browser
@@ -254,10 +252,10 @@ class SessionStore(FieldsMixin, KeyChangeMixin, SessionBase):
                 collection = await aget_collection()
                 try:
                     await collection.insert_one(document)
-                except DuplicateKeyError as e:
+                except driver.errors.DuplicateKeyError as e:
                     if not is_key_collision(e):
                         raise blocking_index_error("create", e) from chain_cause(e, session_key)
-                    own = await _ais_own_document(collection.with_options(**_PRIMARY), document)
+                    own = await _ais_own_document(collection.with_options(**_primary()), document)
                     if not own:
                         raise CreateError from e
             await signals.asend_session_created(self)
@@ -272,7 +270,7 @@ class SessionStore(FieldsMixin, KeyChangeMixin, SessionBase):
                 collection = await aget_collection()
                 try:
                     result = await collection.update_one(_live(session_key, now), update)
-                except DuplicateKeyError as e:
+                except driver.errors.DuplicateKeyError as e:
                     raise blocking_index_error("save", e) from chain_cause(e, session_key)
         except SessionStoreError:
             if replaced is not None:
@@ -364,8 +362,11 @@ class _StoreOperation:
 # what a key change replaces: the load completes an unfinished one.
 _LOADED_FIELDS = {"_id": False, "data": True, "expire_date": True, REPLACES_FIELD: True}
 _ID_ONLY = {"_id": True}
-# The check of a duplicate key reads what the insert wrote: on the primary.
-_PRIMARY: dict[str, Any] = {"read_preference": ReadPreference.PRIMARY}
+
+
+def _primary() -> dict[str, Any]:
+    """The check of a duplicate key reads what the insert wrote: on the primary."""
+    return {"read_preference": driver.pymongo.ReadPreference.PRIMARY}
 
 
 def _live(session_key: str, now: datetime) -> dict[str, Any]:

@@ -11,25 +11,35 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import timezone
-from typing import Any
+from typing import TYPE_CHECKING, Any, TypeAlias
 from urllib.parse import parse_qsl
 
-from bson.codec_options import CodecOptions
 from django.core.exceptions import ImproperlyConfigured
 from django.utils.module_loading import import_string
 from django.views.decorators.debug import sensitive_variables
-from pymongo import AsyncMongoClient, MongoClient
-from pymongo.collection import Collection
-from pymongo.database import Database
-from pymongo.errors import PyMongoError
 
-from . import validation
+from . import driver, validation
 from .conf import DEFAULT_CLIENT_OPTIONS, conf
 
-# Datetimes come back aware and in UTC whatever the client's own codec options.
-CODEC_OPTIONS: CodecOptions[dict[str, Any]] = CodecOptions(tz_aware=True, tzinfo=timezone.utc)
+if TYPE_CHECKING:
+    from bson.codec_options import CodecOptions
+    from pymongo import AsyncMongoClient, MongoClient
+    from pymongo.collection import Collection
 
-AsyncClientFactory = Callable[[], AsyncMongoClient[dict[str, Any]]]
+    AsyncClientFactory: TypeAlias = Callable[[], AsyncMongoClient[dict[str, Any]]]
+
+_codec_options: CodecOptions[dict[str, Any]] | None = None
+
+
+def codec_options() -> CodecOptions[dict[str, Any]]:
+    """The codec options of the sessions collection, built on first use.
+
+    Datetimes come back aware and in UTC whatever the client's own codec options.
+    """
+    global _codec_options
+    if _codec_options is None:
+        _codec_options = driver.codec_options.CodecOptions(tz_aware=True, tzinfo=timezone.utc)
+    return _codec_options
 
 
 @dataclass(frozen=True)
@@ -47,7 +57,7 @@ class Target:
     @property
     def collection(self) -> Collection[dict[str, Any]]:
         return self.client[self.database_name].get_collection(
-            self.collection_name, codec_options=CODEC_OPTIONS
+            self.collection_name, codec_options=codec_options()
         )
 
 
@@ -88,9 +98,9 @@ def resolve_mongo_client(given: Any) -> tuple[MongoClient[dict[str, Any]], str |
             )
         resolved = _imported("MONGO_CLIENT", given, hint=hint, check_id="mongo_sessions.E002")
         style_suffix = "-path"
-    if isinstance(resolved, Database):
+    if isinstance(resolved, driver.database.Database):
         return resolved.client, resolved.name, "database" + style_suffix
-    if isinstance(resolved, MongoClient):
+    if isinstance(resolved, driver.pymongo.MongoClient):
         return resolved, None, "client" + style_suffix
     if style_suffix:
         raise ClientSettingError(
@@ -123,7 +133,7 @@ def resolve_async_client_factory(given: Any) -> AsyncClientFactory | None:
             hint="Give the dotted path of a function that returns a new pymongo.AsyncMongoClient.",
             check_id="mongo_sessions.E020",
         )
-    if not callable(resolved) or isinstance(resolved, AsyncMongoClient):
+    if not callable(resolved) or isinstance(resolved, driver.pymongo.AsyncMongoClient):
         raise ClientSettingError(
             "MONGO_SESSIONS_ASYNC_CLIENT must be a function (or its dotted path), not "
             f"{type(resolved).__name__}.",
@@ -194,7 +204,7 @@ def _alias_target(alias_name: str, collection_name: str) -> Target:
         owns_client=False,  # django-mongodb-backend's: never closed here
         database_name=alias.database_name,
         collection_name=collection_name,
-        async_client_factory=lambda: AsyncMongoClient(**async_kwargs),
+        async_client_factory=lambda: driver.pymongo.AsyncMongoClient(**async_kwargs),
     )
 
 
@@ -225,7 +235,7 @@ def _own_client_target(collection_name: str) -> Target:
     base = {**defaults, **arguments, "connect": False}
     options = {**defaults, **(extra if isinstance(extra, dict) else {}), **arguments}
     options["connect"] = False
-    client = _new_client(MongoClient, base, options, setting, secret)
+    client = _new_client(driver.pymongo.MongoClient, base, options, setting, secret)
     if url:
         database_name = client.get_default_database(default=conf.MONGO_DB_NAME).name
     else:
@@ -236,7 +246,9 @@ def _own_client_target(collection_name: str) -> Target:
         owns_client=True,
         database_name=database_name,
         collection_name=collection_name,
-        async_client_factory=lambda: _new_client(AsyncMongoClient, base, options, setting, secret),
+        async_client_factory=lambda: _new_client(
+            driver.pymongo.AsyncMongoClient, base, options, setting, secret
+        ),
     )
 
 
@@ -278,12 +290,12 @@ def _new_client(
     """
     try:
         return client_class(**options)
-    except (PyMongoError, TypeError, ValueError) as e:
+    except (driver.errors.PyMongoError, TypeError, ValueError) as e:
         error = e
     if options != base:
         try:
-            MongoClient(**base).close()
-        except (PyMongoError, TypeError, ValueError):
+            driver.pymongo.MongoClient(**base).close()
+        except (driver.errors.PyMongoError, TypeError, ValueError):
             pass
         else:
             setting = "MONGO_SESSIONS_CLIENT_OPTIONS"
@@ -328,7 +340,7 @@ def _user_async_factory(given: Any) -> AsyncClientFactory:
 
     def checked() -> AsyncMongoClient[dict[str, Any]]:
         client = user_factory()
-        if not isinstance(client, AsyncMongoClient):
+        if not isinstance(client, driver.pymongo.AsyncMongoClient):
             raise ClientSettingError(
                 f"MONGO_SESSIONS_ASYNC_CLIENT returned {validation.a_type(client)}, not a new "
                 "pymongo.AsyncMongoClient.",

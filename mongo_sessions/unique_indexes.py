@@ -8,12 +8,13 @@ duplicated value.
 from __future__ import annotations
 
 import re
-from typing import Any
-
-from pymongo.errors import DuplicateKeyError
+from typing import TYPE_CHECKING, Any
 
 from .exceptions import SessionStoreError
 from .indexes import DOCUMENT_FIELDS, SEED_KEY_FIELD
+
+if TYPE_CHECKING:
+    from pymongo.errors import DuplicateKeyError
 
 
 def key_fields(spec: dict[str, Any]) -> list[str]:

@@ -10,6 +10,7 @@ import subprocess
 import sys
 import textwrap
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -91,6 +92,52 @@ def test_no_client_until_the_first_call(mongo_url: str) -> None:
     assert before == 0, "a client was created before the first call"
     assert after == 1
     assert described == ["address", "collection", "database", "style"]
+
+
+def test_driver_imported_on_first_use(settings: Any) -> None:
+    """Django's start-up and the engine's import load no pymongo; the first operation does.
+
+    pymongo's ``__init__`` imports its async client too, about 50 ms of a
+    site's start-up (see mongo_sessions.driver).
+    """
+    out = run_python(
+        f"""
+        import json, sys
+
+        def driver_modules():
+            names = {{"pymongo", "bson", "gridfs"}}
+            return sorted(m for m in sys.modules if m.split(".")[0] in names)
+
+        import django
+        from django.conf import settings
+        settings.configure(
+            SECRET_KEY="x" * 50,
+            INSTALLED_APPS=[
+                "django.contrib.contenttypes",
+                "django.contrib.auth",
+                "django.contrib.sessions",
+                "mongo_sessions",
+            ],
+            SESSION_ENGINE="mongo_sessions.session",
+            MONGO_SESSIONS_URL={settings.MONGO_SESSIONS_URL!r},
+            MONGO_SESSIONS_COLLECTION={settings.MONGO_SESSIONS_COLLECTION!r},
+            MONGO_SESSIONS_AUTO_INDEX=False,
+        )
+        django.setup()  # registers the package's checks (AppConfig.ready)
+        import mongo_sessions.middleware
+        from mongo_sessions.session import SessionStore
+        at_start = driver_modules()
+        store = SessionStore()
+        store["n"] = 1
+        store.save()
+        loaded = SessionStore(store.session_key).load()
+        print(json.dumps([at_start, loaded, "pymongo" in sys.modules, "bson" in sys.modules]))
+        """
+    )
+    at_start, loaded, pymongo_after, bson_after = json.loads(out)
+    assert at_start == [], "imported before the first use"
+    assert loaded == {"n": 1}
+    assert pymongo_after and bson_after
 
 
 def _imports_of(path: Path) -> list[tuple[int, str, str | None]]:

@@ -24,8 +24,8 @@ from collections.abc import Callable
 from typing import Any
 
 from django.core.exceptions import ImproperlyConfigured
-from pymongo.database import Database
 
+from .. import driver
 from ..conf import conf
 from .formats import DOCUMENT, SIGNED, format_problem, format_problems
 from .host import credentials_problems, host_problems
@@ -139,7 +139,7 @@ def _connection_problems() -> list[Problem]:
             problems += host_problems()
             problems += credentials_problems()
         problems += client_options_problems()
-    elif isinstance(given, Database):
+    elif isinstance(given, driver.database.Database):
         uses_db_name = False
     problems += [p for p in _names_problems() if uses_db_name or p.id != "mongo_sessions.E007"]
     problems += numbers_problems()

@@ -5,8 +5,7 @@ from __future__ import annotations
 import warnings
 from typing import Any
 
-from pymongo import MongoClient
-
+from .. import driver
 from ..conf import DEFAULT_CLIENT_OPTIONS, conf
 from .problem import Problem, a_type, option_problem
 from .url import SCHEMES, url_problems, without_srv
@@ -47,7 +46,7 @@ def _build_unconnected_client(host: str, options: dict[str, Any]) -> None:
     with warnings.catch_warnings():
         # URL options are validated strictly by parse_uri; here they only warn.
         warnings.simplefilter("ignore")
-        MongoClient(host, connect=False, **options).close()
+        driver.pymongo.MongoClient(host, connect=False, **options).close()
 
 
 def _invalid_options(reason: str) -> Problem:

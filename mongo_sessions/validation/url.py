@@ -8,8 +8,7 @@ from __future__ import annotations
 
 import re
 
-from pymongo.uri_parser import parse_uri
-
+from .. import driver
 from ..conf import conf
 from .names import DB_NAME_HINT, invalid_db_name
 from .problem import Problem, a_type, option_problem
@@ -45,7 +44,7 @@ def url_problems() -> list[Problem]:
     if credentials is not None:
         return [credentials]
     try:
-        parsed = parse_uri(without_srv(url), validate=True, warn=False)
+        parsed = driver.uri_parser.parse_uri(without_srv(url), validate=True, warn=False)
     except Exception as e:  # InvalidURI, ConfigurationError, ValueError, OSError (tlsCAFile)
         return [option_problem("MONGO_SESSIONS_URL", e, url_problem)]
     if url.startswith(SRV_SCHEME):

@@ -10,13 +10,15 @@ package never changes a client it is given, so it refuses it instead.
 from __future__ import annotations
 
 import warnings
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from pymongo import MongoClient
-
+from .. import driver
 from ..conf import DEFAULT_CLIENT_OPTIONS, conf
 from .problem import Problem
 from .url import SCHEMES, without_srv
+
+if TYPE_CHECKING:
+    from pymongo import MongoClient
 
 CHECK_ID = "mongo_sessions.E019"
 
@@ -60,7 +62,9 @@ def own_client_problems() -> list[Problem]:
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            client: MongoClient[dict[str, Any]] = MongoClient(**arguments, **merged, connect=False)
+            client: MongoClient[dict[str, Any]] = driver.pymongo.MongoClient(
+                **arguments, **merged, connect=False
+            )
     except Exception:  # reported by the URL, host or options checks
         return []
     try:

@@ -1,0 +1,72 @@
+"""pymongo and bson, imported on first use.
+
+pymongo's own ``__init__`` imports its async client (``pymongo.asynchronous``),
+so importing any part of pymongo, even ``pymongo.errors``, costs a site about
+50 ms of start-up: the sync driver cannot be imported alone. The modules that
+Django imports when it sets the app up (its checks) and that
+``SessionMiddleware`` imports (``mongo_sessions.session``) therefore name the
+driver through this module, ``driver.errors.DuplicateKeyError`` rather than
+``from pymongo.errors import DuplicateKeyError``, and pymongo is imported when
+the package first needs it: the first client, the first check that inspects a
+setting with it, the first session operation, an ``except`` clause that an
+exception reaches.
+
+The first access of an attribute imports its module (PEP 562 ``__getattr__``)
+and stores it in this module's globals, so every later access is a plain
+attribute lookup. The ``TYPE_CHECKING`` imports give type checkers the real
+modules. A site that wants pymongo imported at start-up imports it in its
+settings or WSGI/ASGI module.
+"""
+
+from __future__ import annotations
+
+import importlib
+from types import ModuleType
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:  # "as" and __all__ mark the re-exports for type checkers and linters
+    import bson as bson
+    import pymongo as pymongo
+    from bson import codec_options as codec_options
+    from bson import errors as bson_errors
+    from pymongo import database as database
+    from pymongo import errors as errors
+    from pymongo import uri_parser as uri_parser
+
+# Attribute -> the module it stands for.
+_MODULES = {
+    "bson": "bson",
+    "bson_errors": "bson.errors",
+    "codec_options": "bson.codec_options",
+    "database": "pymongo.database",
+    "errors": "pymongo.errors",
+    "pymongo": "pymongo",
+    "uri_parser": "pymongo.uri_parser",
+}
+__all__ = [
+    "bson",
+    "bson_errors",
+    "codec_options",
+    "database",
+    "errors",
+    "pymongo",
+    "uri_parser",
+]
+
+
+def __getattr__(name: str) -> ModuleType:
+    """Import the module that ``name`` stands for, keep it in the globals, return it.
+
+    Raises ``AttributeError`` for a name that stands for no module, and
+    ``ImportError`` if the module cannot be imported.
+    """
+    path = _MODULES.get(name)
+    if path is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    module = importlib.import_module(path)
+    globals()[name] = module  # later accesses find it without calling __getattr__
+    return module
+
+
+def __dir__() -> list[str]:
+    return sorted({*globals(), *_MODULES})
