@@ -154,7 +154,7 @@ def test_ops_counts_commands_and_falls_back_without_redis_and_postgres(
         assert all(len(r["runs"]) == 2 and r["median"] > 0 for r in ratios.values())
     for engine, described in data["engines"].items():
         assert described["bytes"] > 0, engine
-    assert {"mongo_sessions", "cache"} == set(data["imports_ms"])
+    assert {"mongo_sessions", "mongo_sessions_first_use", "cache"} == set(data["imports_ms"])
     for name in ("Django", "pymongo", "redis-py"):
         assert name in data["versions"]
 

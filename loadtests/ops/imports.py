@@ -7,7 +7,11 @@ adds to that site:
 
 * mongo_sessions: ``"mongo_sessions"`` in ``INSTALLED_APPS`` (its system checks
   are registered when the app is ready) and ``import mongo_sessions.session``
-  (what ``SessionMiddleware`` imports for ``SESSION_ENGINE``);
+  (what ``SessionMiddleware`` imports for ``SESSION_ENGINE``), which import no
+  pymongo: the package imports the driver on first use (``mongo_sessions.driver``);
+* mongo_sessions_first_use: the same, then the driver modules that the first
+  session operation imports (pymongo, with its async client, and bson), so
+  that the report shows what the package costs a site once it serves a request;
 * Django's cache engine on Redis: ``import django.contrib.sessions.backends.cache``
   and the Redis cache backend, which imports redis-py when it is built.
 
@@ -55,6 +59,12 @@ import django.http
 ENGINES: dict[str, tuple[list[str], str]] = {
     "site": ([], ""),
     "mongo_sessions": (["mongo_sessions"], "import mongo_sessions.session"),
+    "mongo_sessions_first_use": (
+        ["mongo_sessions"],
+        "import mongo_sessions.session\n"
+        "from mongo_sessions import driver\n"
+        "driver.pymongo, driver.errors, driver.bson, driver.codec_options  # the first operation's",
+    ),
     "cache": (
         [],
         "import django.contrib.sessions.backends.cache\n"

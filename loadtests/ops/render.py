@@ -162,14 +162,20 @@ def render(
 def _imports_section(imports: dict[str, ImportCost] | None) -> list[str]:
     if not imports:
         return []
-    names = {"mongo_sessions": "mongo_sessions", "cache": "Django's cache engine on Redis"}
+    names = {
+        "mongo_sessions": "mongo_sessions",
+        "mongo_sessions_first_use": "mongo_sessions, with its first use",
+        "cache": "Django's cache engine on Redis",
+    }
     runs = len(next(iter(imports.values())).runs_ms)
     lines = [
         "## Import cost (python -X importtime)",
         "",
         "What each engine adds to the imports of a site (contenttypes, auth, sessions and "
         "django.http loaded): mongo_sessions in INSTALLED_APPS plus "
-        "``import mongo_sessions.session``; the cache engine plus Django's Redis backend and "
+        "``import mongo_sessions.session``, which import no pymongo; with its first use, "
+        "plus the driver modules the first session operation imports (pymongo, bson); "
+        "the cache engine plus Django's Redis backend and "
         f"redis-py. Median over {runs} fresh interpreters per engine, taking turns "
         "(lowest-highest); the costliest modules of each, by their own time.",
         "",
