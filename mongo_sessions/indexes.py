@@ -27,7 +27,6 @@ TTL_INDEX_NAME = "expire_date_1"
 USER_FIELD = "user_id"
 USER_INDEX_NAME = "user_id_1"
 
-
 # The seed package kept a TTL index on this field of its own documents.
 SEED_TTL_FIELD = "creation_date"
 # ...and a unique, non-sparse index on this one.
@@ -83,9 +82,8 @@ def ensure_indexes(collection: Collection[Any]) -> None:
         if e.code not in INDEX_CONFLICT_CODES:
             raise
         for model in expected_indexes():
-            with contextlib.suppress(
-                driver.errors.OperationFailure
-            ):  # the conflict is raised below
+            # The conflict is raised below.
+            with contextlib.suppress(driver.errors.OperationFailure):
                 collection.create_indexes([model])
         raise
 

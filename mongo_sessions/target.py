@@ -8,6 +8,7 @@ connection and ``manage.py check`` alike.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import timezone
@@ -28,18 +29,14 @@ if TYPE_CHECKING:
 
     AsyncClientFactory: TypeAlias = Callable[[], AsyncMongoClient[dict[str, Any]]]
 
-_codec_options: CodecOptions[dict[str, Any]] | None = None
 
-
+@functools.cache
 def codec_options() -> CodecOptions[dict[str, Any]]:
-    """The codec options of the sessions collection, built on first use.
+    """The codec options of the sessions collection, built on first use (not at import).
 
     Datetimes come back aware and in UTC whatever the client's own codec options.
     """
-    global _codec_options
-    if _codec_options is None:
-        _codec_options = driver.codec_options.CodecOptions(tz_aware=True, tzinfo=timezone.utc)
-    return _codec_options
+    return driver.codec_options.CodecOptions(tz_aware=True, tzinfo=timezone.utc)
 
 
 @dataclass(frozen=True)

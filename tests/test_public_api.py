@@ -140,6 +140,20 @@ def test_driver_imported_on_first_use(settings: Any) -> None:
     assert pymongo_after and bson_after
 
 
+@pytest.mark.no_mongo
+def test_driver_names_its_modules_and_keeps_them() -> None:
+    """Each name is its module, kept in the globals: later accesses skip __getattr__."""
+    import pymongo.errors
+
+    from mongo_sessions import driver
+
+    assert driver.errors is pymongo.errors
+    assert vars(driver)["errors"] is pymongo.errors
+    assert set(driver.__all__) <= set(dir(driver))
+    with pytest.raises(AttributeError, match="no_such_module"):
+        driver.no_such_module  # noqa: B018
+
+
 def _imports_of(path: Path) -> list[tuple[int, str, str | None]]:
     """(line, module, name) of every import in ``path``; name is None for ``import m``."""
     found: list[tuple[int, str, str | None]] = []
