@@ -45,6 +45,7 @@ DEFAULTS: dict[str, Any] = {
     "MONGO_SESSIONS_BATCH_TIMEOUT": 60.0,
     "MONGO_SESSIONS_AUTO_INDEX": True,
     "MONGO_SESSIONS_FORMAT": "signed",
+    "MONGO_SESSIONS_COMPRESS_MIN_LENGTH": 512,
     # Settings of the optional features (mongo_sessions.database_alias, .touch, .devices).
     "MONGO_SESSIONS_DATABASE_ALIAS": None,
     "MONGO_SESSIONS_TOUCH_AFTER": None,
@@ -91,6 +92,7 @@ class Settings:
     MONGO_SESSIONS_BATCH_TIMEOUT: float
     MONGO_SESSIONS_AUTO_INDEX: bool
     MONGO_SESSIONS_FORMAT: str
+    MONGO_SESSIONS_COMPRESS_MIN_LENGTH: int
     MONGO_SESSIONS_DATABASE_ALIAS: str | None
     MONGO_SESSIONS_TOUCH_AFTER: float | None
     MONGO_SESSIONS_RECORD_DEVICES: bool

@@ -7,6 +7,7 @@ now; the write side serializes in the format ``_write_format()`` names. Part of
 
 from __future__ import annotations
 
+import functools
 import logging
 import time
 from datetime import datetime
@@ -14,6 +15,8 @@ from typing import Any, ClassVar
 
 from django.contrib.sessions.backends.base import SessionBase
 from django.core import signing
+from django.core.exceptions import ImproperlyConfigured
+from django.utils.module_loading import import_string
 
 from . import document as document_format
 from . import signed
@@ -23,6 +26,16 @@ from .fresh_stack import on_fresh_stack
 from .validation import SIGNED, session_format
 
 suspicious_logger = logging.getLogger("django.security.SuspiciousSession")
+
+
+@functools.lru_cache(maxsize=8)
+def serializer_class(path: str) -> Any:
+    """Return the serializer class at the dotted ``path`` (``SESSION_SERIALIZER``).
+
+    Imported once per path: Django's ``SessionBase.__init__`` imports it again
+    for every store. Raises ImportError as Django's ``import_string()`` does.
+    """
+    return import_string(path)
 
 
 class EncodingMixin(SessionBase):
@@ -116,6 +129,8 @@ class EncodingMixin(SessionBase):
                 # try on an empty stack, so that whether a session can be stored
                 # depends on its data only, never on where save() is called from.
                 encoded = on_fresh_stack(self._encode_at, data, now)
+        except ImproperlyConfigured:
+            raise  # a setting the signed format reads (E052), not the data
         except RecursionError as e:
             raise SessionDataError(
                 "save",

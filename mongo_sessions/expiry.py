@@ -62,6 +62,8 @@ class ExpiryMixin(SessionBase):
 
     def _server_lifetime(self) -> int:
         """Return the seconds a session without an explicit expiry lives on the server."""
+        if type(self).get_session_cookie_age is SessionBase.get_session_cookie_age:
+            return ttl_seconds()  # Django's own reads SESSION_COOKIE_AGE: no need to ask it
         age = self.get_session_cookie_age()
         if age == conf.SESSION_COOKIE_AGE:
             return ttl_seconds()

@@ -17,7 +17,9 @@ from django.utils.crypto import get_random_string
 
 from . import batches, driver, signals, touch
 from .clock import utc_now
+from .conf import conf
 from .connection import aget_collection, get_collection
+from .encoding import serializer_class
 from .exceptions import SessionStoreError, SessionStoreUnavailable, chain_cause
 from .fields import CREATE_ID_FIELD, FieldsMixin
 from .fresh_stack import deep_safe
@@ -47,7 +49,14 @@ class SessionStore(FieldsMixin, KeyChangeMixin, SessionBase):
     _session_cache: dict[str, Any]
 
     def __init__(self, session_key: str | None = None) -> None:
-        super().__init__(session_key)
+        # SessionBase.__init__'s attributes, set here: Django's imports the
+        # serializer through the settings for every store, one per request;
+        # serializer_class() imports it once per SESSION_SERIALIZER.
+        # (tests/test_hot_path.py checks that Django's sets nothing else.)
+        self._session_key = session_key
+        self.accessed = False
+        self.modified = False
+        self.serializer = serializer_class(conf.SESSION_SERIALIZER)
         # The first error by which MongoDB did not answer this store. From then
         # on the store raises at once instead of waiting again: Django makes one
         # store per request, and the auth middleware, the session middleware and
@@ -317,19 +326,18 @@ class SessionStore(FieldsMixin, KeyChangeMixin, SessionBase):
         await batches.adelete_in_batches("clear_expired", _expired())
 
 
-class _StoreOperation:
+class _StoreOperation(mongo_operation):
     """mongo_operation() for one store, which remembers the first time MongoDB did not answer.
 
-    From then on the store raises at once instead of waiting again. A class, like
-    mongo_operation itself, rather than a generator: it runs on every operation.
+    From then on the store raises at once instead of waiting again. A subclass
+    rather than a wrapper around one: it runs on every operation.
     """
 
-    __slots__ = ("bound", "operation", "session_key", "store")
+    __slots__ = ("store",)
 
     def __init__(self, store: SessionStore, operation: str, session_key: str | None) -> None:
+        super().__init__(operation, session_key)
         self.store = store
-        self.operation = operation
-        self.session_key = session_key
 
     def __enter__(self) -> None:
         first = self.store._no_answer
@@ -339,8 +347,7 @@ class _StoreOperation:
                 f"not sent: MongoDB did not answer this session's {first.operation} "
                 f"a moment ago ({first.detail})",
             ) from first
-        self.bound = mongo_operation(self.operation, self.session_key)
-        self.bound.__enter__()
+        super().__enter__()
 
     def __exit__(
         self,
@@ -351,7 +358,7 @@ class _StoreOperation:
         if isinstance(error, SessionStoreError) and error.no_answer:
             self.store._no_answer = error
         try:
-            return self.bound.__exit__(exc_type, error, traceback)
+            return super().__exit__(exc_type, error, traceback)
         except SessionStoreError as e:
             if e.no_answer:
                 self.store._no_answer = e

@@ -71,10 +71,27 @@ def test_requests_read_no_setting_of_the_package_from_django(each_format: str) -
         django_settings._wrapped = original
     package_reads = {name: n for name, n in counting.reads.items() if name.startswith("MONGO_")}
     assert package_reads == {}
-    # Django's own settings that every operation needs are kept as well.
-    assert counting.reads["SECRET_KEY"] == 0
-    assert counting.reads["SECRET_KEY_FALLBACKS"] == 0
+    # Django's own settings that every operation needs are kept as well: a cycle
+    # reads nothing from Django's settings (SESSION_SERIALIZER for each store,
+    # SESSION_COOKIE_AGE for each save, SECRET_KEY for each signature).
+    assert dict(counting.reads) == {}
     assert SessionStore(store.session_key)["visits"] == 6
+
+
+def test_a_store_starts_as_djangos_does(settings: Any) -> None:
+    """SessionStore sets SessionBase.__init__'s attributes itself (the serializer
+    imported once per SESSION_SERIALIZER): Django's sets nothing more."""
+    from django.contrib.sessions.backends.base import SessionBase
+    from django.core.signing import JSONSerializer
+
+    theirs, ours = vars(SessionBase("a" * 32)), vars(SessionStore("a" * 32))
+    assert set(theirs) <= set(ours)
+    for name in set(theirs) - {"_SessionBase__session_key"}:
+        assert ours[name] == theirs[name], name
+    assert ours["_SessionBase__session_key"] == "a" * 32
+    settings.SESSION_SERIALIZER = "tests.test_formats.SortedJSONSerializer"
+    assert SessionStore().serializer is not JSONSerializer
+    assert SessionStore().serializer.__name__ == "SortedJSONSerializer"
 
 
 def test_a_changed_setting_is_read_again(settings: Any) -> None:

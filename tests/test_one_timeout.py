@@ -12,9 +12,7 @@ with the same SessionStoreUnavailable. The request ends within the timeout plus
 
 from __future__ import annotations
 
-import contextlib
 import time
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -25,6 +23,7 @@ from django.urls import path
 
 from mongo_sessions import session
 from mongo_sessions.exceptions import SessionStoreError, SessionStoreUnavailable
+from mongo_sessions.operation import mongo_operation
 from tests.servers import ChildProcess, free_port
 from tests.support import TEST_DB, requires_async_api
 
@@ -74,15 +73,14 @@ def stop_the_server(settings: Any) -> None:
 def round_trips(monkeypatch: pytest.MonkeyPatch) -> list[str]:
     """The session operations that went to MongoDB (each one may wait a timeout)."""
     calls: list[str] = []
-    real = session.mongo_operation
+    real = mongo_operation.__enter__
 
-    @contextlib.contextmanager
-    def counting(operation: str, *args: Any, **kwargs: Any) -> Iterator[None]:
-        calls.append(operation)
-        with real(operation, *args, **kwargs):
-            yield
+    def counting(self: mongo_operation) -> None:
+        calls.append(self.operation)
+        real(self)
 
-    monkeypatch.setattr(session, "mongo_operation", counting)
+    # Every bound operation enters mongo_operation (the store's own is a subclass).
+    monkeypatch.setattr(mongo_operation, "__enter__", counting)
     return calls
 
 

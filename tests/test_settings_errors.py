@@ -183,6 +183,15 @@ CASES: list[tuple[str, dict[str, Any], str, str]] = [
     ("timeout as text", {"MONGO_SESSIONS_TIMEOUT": "5"}, "E013", "MONGO_SESSIONS_TIMEOUT"),
     ("negative timeout", {"MONGO_SESSIONS_TIMEOUT": -1}, "E013", "MONGO_SESSIONS_TIMEOUT"),
     ("TTL as text", {"MONGO_SESSIONS_TTL": "3600"}, "E009", "MONGO_SESSIONS_TTL"),
+    *[
+        (
+            f"compress min length {value!r}",
+            {"MONGO_SESSIONS_COMPRESS_MIN_LENGTH": value},
+            "E052",
+            "MONGO_SESSIONS_COMPRESS_MIN_LENGTH",
+        )
+        for value in ("512", -1, True, 512.0, None)
+    ],
     (
         "auto index as text",
         {"MONGO_SESSIONS_AUTO_INDEX": "no"},

@@ -5,6 +5,8 @@ engines read back; what Django signs, the package reads back; what Django
 refuses (another key, a changed character, a malformed timestamp), the
 package refuses. Uncompressed values are Django's string byte for byte;
 compressed ones are a valid zlib stream of their own (a smaller window).
+Serialized data under MONGO_SESSIONS_COMPRESS_MIN_LENGTH bytes is not
+compressed: Django's ``compress=False`` string.
 """
 
 from __future__ import annotations
@@ -31,11 +33,13 @@ JSON = st.recursive(
 )
 
 
-def djangos(obj: Any, timestamp: int, monkeypatch: pytest.MonkeyPatch) -> str:
+def djangos(
+    obj: Any, timestamp: int, monkeypatch: pytest.MonkeyPatch, compress: bool = True
+) -> str:
     """Django's signing.dumps of a session at ``timestamp``."""
     monkeypatch.setattr(signing.time, "time", lambda: float(timestamp))
     try:
-        return signing.dumps(obj, salt=SALT, compress=True)
+        return signing.dumps(obj, salt=SALT, compress=compress)
     finally:
         monkeypatch.undo()
 
@@ -60,6 +64,41 @@ def test_uncompressed_values_are_djangos_byte_for_byte(
     ours = signed.dumps(data, SALT, signing.JSONSerializer, 1_700_000_000)
     assert not ours.startswith(".")  # too small to compress
     assert ours == djangos(data, 1_700_000_000, monkeypatch)
+
+
+# Serialized, 320 bytes that zlib shortens: Django's compress=True compresses it.
+SMALL_COMPRESSIBLE = {"cart": "apple," * 48, "_auth_user_id": "42"}
+
+
+def test_data_under_the_threshold_is_djangos_uncompressed_string(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    ours = signed.dumps(SMALL_COMPRESSIBLE, SALT, signing.JSONSerializer, 1_700_000_000)
+    assert djangos(SMALL_COMPRESSIBLE, 1_700_000_000, monkeypatch).startswith(".")
+    assert ours == djangos(SMALL_COMPRESSIBLE, 1_700_000_000, monkeypatch, compress=False)
+    assert signing.loads(ours, salt=SALT) == SMALL_COMPRESSIBLE
+    assert DbSessionStore().decode(ours) == SMALL_COMPRESSIBLE
+
+
+@pytest.mark.parametrize(("threshold", "compressed"), [(0, True), (320, True), (321, False)])
+def test_the_threshold_is_the_serialized_length_in_bytes(
+    settings: Any, threshold: int, compressed: bool
+) -> None:
+    assert len(signing.JSONSerializer().dumps(SMALL_COMPRESSIBLE)) == 320
+    settings.MONGO_SESSIONS_COMPRESS_MIN_LENGTH = threshold
+    ours = SessionStore().encode(SMALL_COMPRESSIBLE)
+    assert ours.startswith(".") is compressed
+    assert signing.loads(ours, salt=SALT) == SMALL_COMPRESSIBLE
+    assert SessionStore().decode(ours) == SMALL_COMPRESSIBLE
+
+
+@hypothesis_settings(max_examples=300, deadline=None)
+@given(salt=st.text(), secret=st.text() | st.binary(), value=st.binary(max_size=2000))
+def test_each_signature_is_djangos_hmac(salt: str, secret: str | bytes, value: bytes) -> None:
+    assert (
+        signed._signature(salt, secret, value)
+        == signing.base64_hmac(salt + "signer", value, secret, algorithm="sha256").encode()
+    )
 
 
 def test_compressed_values_load_in_djangos_engines() -> None:

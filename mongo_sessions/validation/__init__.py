@@ -27,7 +27,7 @@ from django.core.exceptions import ImproperlyConfigured
 
 from .. import driver
 from ..conf import conf
-from .formats import DOCUMENT, SIGNED, format_problem, format_problems
+from .formats import DOCUMENT, SIGNED, compress_problem, format_problem, format_problems
 from .host import credentials_problems, host_problems
 from .names import names_problems
 from .numbers import batch_problems, numbers_problems, timeout_problem, ttl_problem
@@ -44,6 +44,7 @@ __all__ = [
     "Problem",
     "a_type",
     "batch_settings",
+    "compress_min_length",
     "own_client_setting",
     "require_acknowledged_writes",
     "session_format",
@@ -83,6 +84,18 @@ def timeout_seconds() -> float:
     return float(timeout)
 
 
+def compress_min_length() -> int:
+    """Return MONGO_SESSIONS_COMPRESS_MIN_LENGTH in bytes; raise ImproperlyConfigured (E052)
+    if it cannot work."""
+    length = conf.MONGO_SESSIONS_COMPRESS_MIN_LENGTH
+    if type(length) is int and length >= 0:
+        return length  # every signed save asks: the common case without a call
+    problem = compress_problem(length)
+    if problem is not None:
+        raise ImproperlyConfigured(problem.as_error_text())
+    return int(length)  # an int subclass: what compress_problem() accepts
+
+
 def session_format(name: Any, serializer: Any) -> str:
     """Return the session format ``name``; raise ImproperlyConfigured if it cannot work.
 
@@ -120,6 +133,8 @@ def require_acknowledged_writes(client: Any, setting: str) -> None:
 def ttl_seconds() -> int:
     """Return MONGO_SESSIONS_TTL in seconds; raise ImproperlyConfigured if it cannot work."""
     ttl = conf.MONGO_SESSIONS_TTL
+    if type(ttl) is int and ttl > 0:
+        return ttl  # every save without an explicit expiry asks: the common case without a call
     problem = ttl_problem(ttl)
     if problem is not None:
         raise ImproperlyConfigured(problem.as_error_text())

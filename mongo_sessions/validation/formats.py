@@ -1,4 +1,4 @@
-"""MONGO_SESSIONS_FORMAT (E050, E051): the format sessions are written in."""
+"""MONGO_SESSIONS_FORMAT (E050, E051) and MONGO_SESSIONS_COMPRESS_MIN_LENGTH (E052)."""
 
 from __future__ import annotations
 
@@ -15,13 +15,17 @@ SIGNED, DOCUMENT = "signed", "document"
 
 
 def format_problems() -> list[Problem]:
-    """Return the problem of MONGO_SESSIONS_FORMAT with SESSION_SERIALIZER, if any."""
+    """Return the problems of MONGO_SESSIONS_FORMAT with SESSION_SERIALIZER, and of
+    MONGO_SESSIONS_COMPRESS_MIN_LENGTH."""
     try:
         serializer = import_string(conf.SESSION_SERIALIZER)
     except ImportError:
-        return []  # Django itself fails on it first; nothing to say about the format
-    problem = format_problem(conf.MONGO_SESSIONS_FORMAT, serializer)
-    return [] if problem is None else [problem]
+        # Django itself fails on it first; nothing to say about the format.
+        problem = compress_problem(conf.MONGO_SESSIONS_COMPRESS_MIN_LENGTH)
+        return [] if problem is None else [problem]
+    problems = [compress_problem(conf.MONGO_SESSIONS_COMPRESS_MIN_LENGTH)]
+    problems.append(format_problem(conf.MONGO_SESSIONS_FORMAT, serializer))
+    return [problem for problem in problems if problem is not None]
 
 
 def format_problem(name: Any, serializer: Any) -> Problem | None:
@@ -48,5 +52,20 @@ def format_problem(name: Any, serializer: Any) -> Problem | None:
             f"stores, and SESSION_SERIALIZER is {module}.{qualname}",
             hint='Use "django.contrib.sessions.serializers.JSONSerializer" (the default), or '
             'keep MONGO_SESSIONS_FORMAT = "signed".',
+        )
+    return None
+
+
+def compress_problem(length: Any) -> Problem | None:
+    """Return E052 if ``length`` (MONGO_SESSIONS_COMPRESS_MIN_LENGTH) is not a whole
+    number of bytes, 0 or more."""
+    if isinstance(length, bool) or not isinstance(length, int) or length < 0:
+        return Problem(
+            id="mongo_sessions.E052",
+            setting="MONGO_SESSIONS_COMPRESS_MIN_LENGTH",
+            message="MONGO_SESSIONS_COMPRESS_MIN_LENGTH must be a whole number of bytes, "
+            f"0 or more, not {length!r}",
+            hint="The signed format compresses serialized data of at least this many bytes "
+            "(default 512); 0 compresses whenever it makes the data shorter, as Django does.",
         )
     return None
