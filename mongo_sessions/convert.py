@@ -23,6 +23,7 @@ from importlib import import_module
 from typing import Any
 
 from django.conf import settings
+from django.core.exceptions import ImproperlyConfigured
 from pymongo import UpdateOne
 from pymongo.collection import Collection
 from pymongo.errors import BulkWriteError
@@ -73,6 +74,8 @@ def in_format(store: SessionStore, stored: Any, target: str) -> Any:
         if isinstance(stored, str):
             return stored
         return store._encode_at(document.from_document(stored), utc_now())
+    except ImproperlyConfigured:
+        raise  # a setting the target format reads (E052): no session can be converted
     except Exception:
         # A signature that does not match, data that is not JSON, a foreign value...
         return None

@@ -21,6 +21,7 @@ settings or WSGI/ASGI module.
 from __future__ import annotations
 
 import importlib
+import threading
 from types import ModuleType
 from typing import TYPE_CHECKING
 
@@ -54,18 +55,30 @@ __all__ = [
 ]
 
 
-def __getattr__(name: str) -> ModuleType:
-    """Import the module that ``name`` stands for, keep it in the globals, return it.
+# Held while a thread imports the driver (see __getattr__).
+_import_lock = threading.Lock()
 
-    Raises ``AttributeError`` for a name that stands for no module, and
-    ``ImportError`` if the module cannot be imported.
-    """
-    path = _MODULES.get(name)
-    if path is None:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    module = importlib.import_module(path)
-    globals()[name] = module  # later accesses find it without calling __getattr__
-    return module
+if not TYPE_CHECKING:  # type checkers see the names above only: a misspelt one is an error
+
+    def __getattr__(name: str) -> ModuleType:
+        """Import the module that ``name`` stands for, keep it in the globals, return it.
+
+        pymongo's modules import each other in a circle: two threads importing two
+        of them at once (the first requests of a threaded worker) can deadlock
+        (``_DeadlockError``) or see a half-imported module. So one thread at a time
+        imports the whole driver first (``pymongo``, whose ``__init__`` imports
+        bson and every module the package names here); the others wait for it.
+        Raises ``AttributeError`` for a name that stands for no module, and
+        ``ImportError`` if the module cannot be imported.
+        """
+        path = _MODULES.get(name)
+        if path is None:
+            raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+        with _import_lock:
+            importlib.import_module("pymongo")
+            module = importlib.import_module(path)
+        globals()[name] = module  # later accesses find it without calling __getattr__
+        return module
 
 
 def __dir__() -> list[str]:

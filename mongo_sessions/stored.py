@@ -6,9 +6,9 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-import bson
 from django.contrib.sessions.backends.base import SessionBase
 
+from . import driver
 from .clock import utc_now
 from .connection import aget_collection, get_collection
 from .operation import mongo_operation
@@ -53,7 +53,7 @@ def _to_stored(document: dict[str, Any] | None) -> StoredSession | None:
         return None
     return StoredSession(
         key_hash=hash_session_key(document["_id"]),
-        size=len(bson.encode(document)),
+        size=len(driver.bson.encode(document)),
         created_at=document.get("created_at"),
         expire_date=document["expire_date"],
         user_id=document.get("user_id"),

@@ -2,15 +2,15 @@
 
 from __future__ import annotations
 
+import functools
 import logging
 from dataclasses import dataclass
 from datetime import datetime, timezone
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from bson.codec_options import CodecOptions, DatetimeConversion
 from django.contrib.sessions.backends.base import SessionBase
 
-from . import signals
+from . import driver, signals
 from .clock import to_django, utc_now
 from .connection import aget_collection, get_collection
 from .devices import ADDRESS_FIELD, LAST_ACTIVITY_FIELD, USER_AGENT_FIELD
@@ -18,6 +18,9 @@ from .indexes import USER_FIELD
 from .operation import mongo_operation
 from .redaction import hash_session_key
 from .session import SESSION_KEY_PATTERN
+
+if TYPE_CHECKING:
+    from bson.codec_options import CodecOptions
 
 logger = logging.getLogger("mongo_sessions")
 
@@ -66,11 +69,21 @@ _LISTED_FIELDS = {
     ADDRESS_FIELD: True,
     LAST_ACTIVITY_FIELD: True,
 }
-# A date outside datetime's range (years 1-9999) comes back as a DatetimeMS
-# instead of failing the whole listing; _to_user_session then reports it.
-_LISTING_CODEC_OPTIONS: CodecOptions[dict[str, Any]] = CodecOptions(
-    tz_aware=True, tzinfo=timezone.utc, datetime_conversion=DatetimeConversion.DATETIME_AUTO
-)
+
+
+@functools.cache
+def _listing_codec_options() -> CodecOptions[dict[str, Any]]:
+    """Return the codec options of a listing (a function: bson is imported on first use).
+
+    A date outside datetime's range (years 1-9999) comes back as a DatetimeMS
+    instead of failing the whole listing; _to_user_session then reports it.
+    """
+    options = driver.codec_options
+    return options.CodecOptions(
+        tz_aware=True,
+        tzinfo=timezone.utc,
+        datetime_conversion=options.DatetimeConversion.DATETIME_AUTO,
+    )
 
 
 def _to_user_session(document: dict[str, Any]) -> UserSession | None:
@@ -193,7 +206,7 @@ def user_sessions(user: Any) -> list[UserSession]:
     """List the live sessions of ``user``, newest first."""
     with mongo_operation("user_sessions"):
         collection = get_collection()
-        listed = collection.with_options(codec_options=_LISTING_CODEC_OPTIONS)
+        listed = collection.with_options(codec_options=_listing_codec_options())
         documents = list(listed.find(_live_filter(user), projection=_LISTED_FIELDS))
     return _sorted(documents)
 
@@ -202,7 +215,7 @@ async def auser_sessions(user: Any) -> list[UserSession]:
     """List the live sessions of ``user``, newest first, from async code."""
     with mongo_operation("user_sessions"):
         collection = await aget_collection()
-        listed = collection.with_options(codec_options=_LISTING_CODEC_OPTIONS)
+        listed = collection.with_options(codec_options=_listing_codec_options())
         documents = await listed.find(_live_filter(user), projection=_LISTED_FIELDS).to_list()
     return _sorted(documents)
 

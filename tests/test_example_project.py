@@ -104,6 +104,27 @@ def test_each_connection_style_keeps_a_session(
         assert Client(base).get("/api/counter/").json() == {"visits": 1}
 
 
+@pytest.mark.parametrize("style", ["client", "database", "client-path", "database-path"])
+def test_each_client_style_logs_in_under_asgi(
+    style: str, mongo_url: str, mongo_client: pymongo.MongoClient[dict[str, Any]], tmp_path: Path
+) -> None:
+    """``rundemo --asgi`` with a style that sets MONGO_CLIENT: the async methods have a client."""
+    database = "demo_asgi_style_" + style.replace("-", "_")
+    mongo_client.drop_database(database)
+    env = demo_env(
+        MONGO_SESSIONS_STYLE=style, MONGO_SESSIONS_URL=with_database(mongo_url, database)
+    )
+    login = {"username": "demo", "password": "demo-password"}
+    with rundemo(env, tmp_path / "data", tmp_path / "rundemo.log", workers=1, asgi=True) as demo:
+        browser = Client(demo.base)
+        assert browser.post("/api/login/", login).json() == {"user": "demo"}, demo.output()
+        assert [browser.get("/api/counter/").json()["visits"] for _ in range(2)] == [1, 2]
+        stored = mongo_client[database][COLLECTION].find_one({"_id": browser.session_key})
+        assert stored is not None and stored["user_id"]
+        assert demo.stop() == 0, demo.output()
+    mongo_client.drop_database(database)
+
+
 def test_json_contract_cart_login_sessions_logout(
     mongo_url: str,
     mongo_client: pymongo.MongoClient[dict[str, Any]],

@@ -26,6 +26,7 @@ import pytest
 from bson.codec_options import CodecOptions
 from django.core.exceptions import ImproperlyConfigured
 from django.core.management import call_command
+from django.core.management.base import CommandError
 from hypothesis import given
 from hypothesis import settings as hypothesis_settings
 from hypothesis import strategies as st
@@ -463,6 +464,20 @@ def test_convert_rewrites_live_sessions_in_batches_both_ways(
         stored = sessions_collection.find_one({"_id": store.session_key})["data"]
         assert isinstance(stored, str)
         assert SessionStore(store.session_key).load() == {"n": i, "cart": {"apple": i}}
+
+
+def test_convert_to_signed_with_a_bad_compress_setting_fails_with_e052(
+    settings: Any, sessions_collection: Any
+) -> None:
+    settings.MONGO_SESSIONS_FORMAT = "document"
+    stored = [saved({"n": i}) for i in range(3)]
+    settings.MONGO_SESSIONS_FORMAT = "signed"
+    settings.MONGO_SESSIONS_COMPRESS_MIN_LENGTH = -5
+    # call_command() skips the system checks: the conversion itself must refuse.
+    with pytest.raises(CommandError, match=r"MONGO_SESSIONS_COMPRESS_MIN_LENGTH.*E052"):
+        setup("--convert")
+    for i, store in enumerate(stored):  # nothing was rewritten
+        assert sessions_collection.find_one({"_id": store.session_key})["data"] == {"n": i}
 
 
 def test_convert_never_overwrites_a_session_saved_meanwhile(

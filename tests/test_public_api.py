@@ -125,6 +125,7 @@ def test_driver_imported_on_first_use(settings: Any) -> None:
         )
         django.setup()  # registers the package's checks (AppConfig.ready)
         import mongo_sessions.middleware
+        import mongo_sessions.urls  # a URLconf that includes the "Your sessions" pages
         from mongo_sessions.session import SessionStore
         at_start = driver_modules()
         store = SessionStore()
@@ -138,6 +139,75 @@ def test_driver_imported_on_first_use(settings: Any) -> None:
     assert at_start == [], "imported before the first use"
     assert loaded == {"n": 1}
     assert pymongo_after and bson_after
+
+
+# Each thread's first use of the driver, at the same moment, in a fresh process.
+FIRST_USES = """
+import json, threading, traceback
+
+import django
+from django.conf import settings
+settings.configure(
+    SECRET_KEY="x" * 50,
+    INSTALLED_APPS=["django.contrib.contenttypes", "django.contrib.auth",
+                    "django.contrib.sessions", "mongo_sessions"],
+    SESSION_ENGINE="mongo_sessions.session",
+    MONGO_SESSIONS_URL={url!r},
+    MONGO_SESSIONS_COLLECTION={collection!r},
+    MONGO_SESSIONS_AUTO_INDEX=False,
+)
+django.setup()
+import mongo_sessions
+from mongo_sessions import driver
+from mongo_sessions.session import SessionStore
+
+def save_and_load():
+    store = SessionStore()
+    store["n"] = 1
+    store.save()
+    assert SessionStore(store.session_key).load() == {{"n": 1}}
+
+uses = [
+    lambda: driver.uri_parser.parse_uri,
+    lambda: driver.database.Database,
+    lambda: driver.errors.PyMongoError,
+    lambda: driver.codec_options.CodecOptions,
+    save_and_load,
+    mongo_sessions.describe_connection,
+    lambda: mongo_sessions.stored_session("a" * 32),
+    mongo_sessions.ping,
+]
+barrier = threading.Barrier(len(uses))
+errors = []
+
+def run(use):
+    barrier.wait()
+    try:
+        use()
+    except BaseException:
+        errors.append(traceback.format_exc(limit=3))
+
+threads = [threading.Thread(target=run, args=(use,)) for use in uses]
+for thread in threads:
+    thread.start()
+for thread in threads:
+    thread.join(60)
+print(json.dumps(errors))
+"""
+
+
+@pytest.mark.parametrize("attempt", range(4))
+def test_first_use_from_many_threads_at_once(settings: Any, attempt: int) -> None:
+    """The first requests of a threaded worker import the driver together: each one works.
+
+    pymongo's modules import each other in a circle; imported from two threads
+    at once they deadlock or are seen half-imported (``_DeadlockError``, a
+    ``KeyError: 'pymongo'`` reported as a bad URL): one thread imports the driver
+    while the others wait (mongo_sessions/driver.py).
+    """
+    url, collection = settings.MONGO_SESSIONS_URL, settings.MONGO_SESSIONS_COLLECTION
+    out = run_python(FIRST_USES.format(url=url, collection=collection))
+    assert json.loads(out) == []
 
 
 @pytest.mark.no_mongo

@@ -187,6 +187,9 @@ elif MONGO_SESSIONS_STYLE == "client":
 
     MONGO_CLIENT = pymongo.MongoClient(DEMO_MONGO_URL, connect=False, serverSelectionTimeoutMS=5000)
     MONGO_DB_NAME = _database_in_url(DEMO_MONGO_URL)
+    # With MONGO_CLIENT, the async session methods (ASGI, async views) need a function
+    # that returns a new AsyncMongoClient: one per event loop (see demo/mongo.py).
+    MONGO_SESSIONS_ASYNC_CLIENT = "demo.mongo.async_client"
 
 elif MONGO_SESSIONS_STYLE == "database":
     # Style "database": hand over a pymongo Database; the client and the database
@@ -197,6 +200,7 @@ elif MONGO_SESSIONS_STYLE == "database":
     MONGO_CLIENT = pymongo.MongoClient(
         DEMO_MONGO_URL, connect=False, serverSelectionTimeoutMS=5000, tz_aware=True
     )[_database_in_url(DEMO_MONGO_URL)]
+    MONGO_SESSIONS_ASYNC_CLIENT = "demo.mongo.async_client"  # as in style "client"
 
 elif MONGO_SESSIONS_STYLE == "client-path":
     # Style "client-path": a dotted path to a MongoClient that your project
@@ -204,10 +208,12 @@ elif MONGO_SESSIONS_STYLE == "client-path":
     # so the site shares one client with the rest of its code.
     MONGO_CLIENT = "demo.mongo.client"
     MONGO_DB_NAME = _database_in_url(DEMO_MONGO_URL)
+    MONGO_SESSIONS_ASYNC_CLIENT = "demo.mongo.async_client"  # as in style "client"
 
 elif MONGO_SESSIONS_STYLE == "database-path":
     # Style "database-path": a dotted path to a pymongo Database object.
     MONGO_CLIENT = "demo.mongo.db"
+    MONGO_SESSIONS_ASYNC_CLIENT = "demo.mongo.async_client"  # as in style "client"
 
 elif MONGO_SESSIONS_STYLE == "host":
     # Style "host": the separate settings of older session engines. Here they are

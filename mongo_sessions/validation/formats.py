@@ -66,6 +66,7 @@ def compress_problem(length: Any) -> Problem | None:
             message="MONGO_SESSIONS_COMPRESS_MIN_LENGTH must be a whole number of bytes, "
             f"0 or more, not {length!r}",
             hint="The signed format compresses serialized data of at least this many bytes "
-            "(default 512); 0 compresses whenever it makes the data shorter, as Django does.",
+            "(default 512) when that makes it shorter; 0 compresses whenever it does, as "
+            "Django does.",
         )
     return None
