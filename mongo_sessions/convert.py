@@ -13,7 +13,9 @@ filter holds it): a session a request saved in between keeps what the request
 saved. A session that cannot be converted (a signature that does not match,
 data the document format does not store, a converted document over MongoDB's
 16 MiB limit, a write the server refuses) is left as it is, and counted: the
-others are converted, and a re-run does not fail on it either.
+others are converted, and a re-run does not fail on it either. A setting the
+target format cannot work with (``MONGO_SESSIONS_COMPRESS_MIN_LENGTH``, E052)
+stops the run before any rewrite.
 """
 
 from __future__ import annotations
@@ -62,7 +64,10 @@ def engine_store() -> SessionStore:
 
 
 def in_format(store: SessionStore, stored: Any, target: str) -> Any:
-    """Return ``stored`` (a ``data`` field) in the ``target`` format, or None if it cannot be."""
+    """Return ``stored`` (a ``data`` field) in the ``target`` format, or None if it cannot be.
+
+    Raises ImproperlyConfigured (E052) for a setting the target format reads.
+    """
     try:
         if target == DOCUMENT:
             if type(stored) is dict:
@@ -97,7 +102,8 @@ def _other_format(target: str) -> dict[str, Any]:
 def convert_sessions(collection: Collection[Any], batch_size: int = BATCH_SIZE) -> ConvertReport:
     """Rewrite the live sessions stored in the other format in the configured one.
 
-    Raises what pymongo raises (the caller bounds the whole run in time).
+    Raises what pymongo raises (the caller bounds the whole run in time), and
+    ImproperlyConfigured (E052) for a setting the target format reads.
     """
     store = engine_store()
     target = store._write_format()

@@ -24,6 +24,7 @@ from django.core.exceptions import ImproperlyConfigured
 from django.db import connections
 from django.db.utils import load_backend
 
+from . import driver
 from .conf import conf
 
 if TYPE_CHECKING:
@@ -60,6 +61,7 @@ def engine_problem(alias: Any) -> str | None:
         return f"DATABASES has no entry {alias!r} (it has {', '.join(connections.settings)})"
     engine = connections.settings[alias].get("ENGINE", "")
     try:
+        driver.pymongo  # noqa: B018  # the whole driver first, under its lock (see driver.py)
         # Optional, untyped, and only importable with the Django version it matches.
         from django_mongodb_backend.base import (  # type: ignore[import-not-found,import-untyped,unused-ignore]
             DatabaseWrapper as MongoWrapper,

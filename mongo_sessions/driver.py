@@ -2,7 +2,7 @@
 
 pymongo's own ``__init__`` imports its async client (``pymongo.asynchronous``),
 so importing any part of pymongo, even ``pymongo.errors``, costs a site about
-50 ms of start-up: the sync driver cannot be imported alone. The modules that
+50 to 70 ms of start-up: the sync driver cannot be imported alone. The modules that
 Django imports when it sets the app up (its checks) and that
 ``SessionMiddleware`` imports (``mongo_sessions.session``) therefore name the
 driver through this module, ``driver.errors.DuplicateKeyError`` rather than
@@ -56,7 +56,7 @@ __all__ = [
 
 
 # Held while a thread imports the driver (see __getattr__).
-_import_lock = threading.Lock()
+_import_lock = threading.RLock()
 
 if not TYPE_CHECKING:  # type checkers see the names above only: a misspelt one is an error
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import re
 from datetime import datetime
 from types import TracebackType
@@ -49,6 +50,9 @@ class SessionStore(FieldsMixin, KeyChangeMixin, SessionBase):
     _session_cache: dict[str, Any]
 
     def __init__(self, session_key: str | None = None) -> None:
+        if _init_between(type(self)):
+            # A subclass's base after SessionStore defines __init__: let the chain run.
+            super().__init__(session_key)
         # SessionBase.__init__'s attributes, set here: Django's imports the
         # serializer through the settings for every store, one per request;
         # serializer_class() imports it once per SESSION_SERIALIZER.
@@ -374,6 +378,19 @@ _ID_ONLY = {"_id": True}
 def _primary() -> dict[str, Any]:
     """The check of a duplicate key reads what the insert wrote: on the primary."""
     return {"read_preference": driver.pymongo.ReadPreference.PRIMARY}
+
+
+@functools.cache
+def _init_between(cls: type) -> bool:
+    """Whether a class between SessionStore and SessionBase in ``cls``'s MRO defines __init__.
+
+    ``class MyStore(SessionStore, AuditMixin)`` with ``AuditMixin(SessionBase)``
+    puts AuditMixin there: its ``__init__`` runs only if SessionStore's calls
+    ``super().__init__()``.
+    """
+    mro = cls.__mro__
+    between = mro[mro.index(SessionStore) + 1 : mro.index(SessionBase)]
+    return any("__init__" in vars(base) for base in between)
 
 
 def _live(session_key: str, now: datetime) -> dict[str, Any]:

@@ -15,6 +15,7 @@ from typing import Any
 
 import pytest
 from django.conf import settings as django_settings
+from django.contrib.sessions.backends.base import SessionBase
 from django.test import override_settings
 
 from mongo_sessions import session as session_module
@@ -92,6 +93,26 @@ def test_a_store_starts_as_djangos_does(settings: Any) -> None:
     settings.SESSION_SERIALIZER = "tests.test_formats.SortedJSONSerializer"
     assert SessionStore().serializer is not JSONSerializer
     assert SessionStore().serializer.__name__ == "SortedJSONSerializer"
+
+
+class AuditMixin(SessionBase):
+    """A base with a cooperative __init__, put after SessionStore in a subclass's bases."""
+
+    def __init__(self, session_key: str | None = None) -> None:
+        super().__init__(session_key)
+        self.audited = True
+
+
+def test_a_base_after_the_store_still_runs_its_init(sessions_collection: Any) -> None:
+    class AuditedStore(SessionStore, AuditMixin):
+        pass
+
+    store = AuditedStore()
+    assert store.audited
+    store["n"] = 1
+    store.save()
+    loaded = AuditedStore(store.session_key)
+    assert loaded.audited and loaded.load() == {"n": 1}
 
 
 def test_a_changed_setting_is_read_again(settings: Any) -> None:

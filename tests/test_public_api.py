@@ -152,7 +152,7 @@ settings.configure(
     INSTALLED_APPS=["django.contrib.contenttypes", "django.contrib.auth",
                     "django.contrib.sessions", "mongo_sessions"],
     SESSION_ENGINE="mongo_sessions.session",
-    MONGO_SESSIONS_URL={url!r},
+    {connection},
     MONGO_SESSIONS_COLLECTION={collection!r},
     MONGO_SESSIONS_AUTO_INDEX=False,
 )
@@ -187,27 +187,47 @@ def run(use):
     except BaseException:
         errors.append(traceback.format_exc(limit=3))
 
-threads = [threading.Thread(target=run, args=(use,)) for use in uses]
+threads = [threading.Thread(target=run, args=(use,), daemon=True) for use in uses]
 for thread in threads:
     thread.start()
 for thread in threads:
-    thread.join(60)
+    thread.join(30)
+errors += [f"hung: {{thread.name}}" for thread in threads if thread.is_alive()]
 print(json.dumps(errors))
 """
 
 
-@pytest.mark.parametrize("attempt", range(4))
-def test_first_use_from_many_threads_at_once(settings: Any, attempt: int) -> None:
+# A site's own module holding its client, which imports a pymongo submodule first.
+USER_CLIENT_MODULE = """
+from pymongo.synchronous.collection import Collection  # a submodule first
+import pymongo
+
+client = pymongo.MongoClient({url!r}, connect=False)
+"""
+
+
+@pytest.mark.parametrize("attempt", range(3))
+@pytest.mark.parametrize("style", ["url", "client-path"])
+def test_first_use_from_many_threads_at_once(
+    settings: Any, tmp_path: Path, style: str, attempt: int
+) -> None:
     """The first requests of a threaded worker import the driver together: each one works.
 
     pymongo's modules import each other in a circle; imported from two threads
     at once they deadlock or are seen half-imported (``_DeadlockError``, a
     ``KeyError: 'pymongo'`` reported as a bad URL): one thread imports the driver
-    while the others wait (mongo_sessions/driver.py).
+    while the others wait (mongo_sessions/driver.py), also before importing the
+    module a ``MONGO_CLIENT`` path names.
     """
     url, collection = settings.MONGO_SESSIONS_URL, settings.MONGO_SESSIONS_COLLECTION
-    out = run_python(FIRST_USES.format(url=url, collection=collection))
-    assert json.loads(out) == []
+    env = None
+    connection = f"MONGO_SESSIONS_URL={url!r}"
+    if style == "client-path":
+        (tmp_path / "site_client.py").write_text(USER_CLIENT_MODULE.format(url=url))
+        env = {"PYTHONPATH": os.pathsep.join([str(tmp_path), str(REPO_ROOT)])}
+        connection = f"MONGO_CLIENT='site_client.client', MONGO_DB_NAME={TEST_DB!r}"
+    code = FIRST_USES.format(connection=connection, collection=collection)
+    assert json.loads(run_python(code, env=env)) == []
 
 
 @pytest.mark.no_mongo

@@ -196,4 +196,4 @@ def test_dates_beyond_year_9999_are_skipped_or_listed_as_unknown(
     assert listed is not None and listed.created_at is None
     assert skipped is None
     assert "expire_date is a DatetimeMS" in caplog.text
-    assert users._LISTING_CODEC_OPTIONS.datetime_conversion == DatetimeConversion.DATETIME_AUTO
+    assert users._listing_codec_options().datetime_conversion == DatetimeConversion.DATETIME_AUTO
