@@ -61,7 +61,7 @@ def engine_problem(alias: Any) -> str | None:
         return f"DATABASES has no entry {alias!r} (it has {', '.join(connections.settings)})"
     engine = connections.settings[alias].get("ENGINE", "")
     try:
-        driver.pymongo  # noqa: B018  # the whole driver first, under its lock (see driver.py)
+        driver.import_all()  # before a module that imports pymongo's own (see driver.py)
         # Optional, untyped, and only importable with the Django version it matches.
         from django_mongodb_backend.base import (  # type: ignore[import-not-found,import-untyped,unused-ignore]
             DatabaseWrapper as MongoWrapper,

@@ -55,30 +55,44 @@ __all__ = [
 ]
 
 
-# Held while a thread imports the driver (see __getattr__).
+# Held while a thread imports the driver (see _imported).
 _import_lock = threading.RLock()
 
+
+def _imported(name: str) -> ModuleType:
+    """Import the module that ``name`` stands for, keep it in the globals, return it.
+
+    pymongo's modules import each other in a circle: two threads importing two
+    of them at once (the first requests of a threaded worker) can deadlock
+    (``_DeadlockError``) or see a half-imported module. So one thread at a time
+    imports the whole driver first (``pymongo``, whose ``__init__`` imports
+    bson and every module the package names here); the others wait for it.
+    Raises ``AttributeError`` for a name that stands for no module, and
+    ``ImportError`` if the module cannot be imported.
+    """
+    path = _MODULES.get(name)
+    if path is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    with _import_lock:
+        importlib.import_module("pymongo")
+        module = importlib.import_module(path)
+    globals()[name] = module  # later accesses find it without calling __getattr__
+    return module
+
+
+def import_all() -> None:
+    """Import the whole driver now, one thread at a time (see ``_imported``).
+
+    Called before importing a module of the site's own (a ``MONGO_CLIENT``
+    path, django-mongodb-backend), which may import a pymongo submodule first
+    and so race another thread's first use. Raises ``ImportError`` if pymongo
+    cannot be imported.
+    """
+    _imported("pymongo")
+
+
 if not TYPE_CHECKING:  # type checkers see the names above only: a misspelt one is an error
-
-    def __getattr__(name: str) -> ModuleType:
-        """Import the module that ``name`` stands for, keep it in the globals, return it.
-
-        pymongo's modules import each other in a circle: two threads importing two
-        of them at once (the first requests of a threaded worker) can deadlock
-        (``_DeadlockError``) or see a half-imported module. So one thread at a time
-        imports the whole driver first (``pymongo``, whose ``__init__`` imports
-        bson and every module the package names here); the others wait for it.
-        Raises ``AttributeError`` for a name that stands for no module, and
-        ``ImportError`` if the module cannot be imported.
-        """
-        path = _MODULES.get(name)
-        if path is None:
-            raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-        with _import_lock:
-            importlib.import_module("pymongo")
-            module = importlib.import_module(path)
-        globals()[name] = module  # later accesses find it without calling __getattr__
-        return module
+    __getattr__ = _imported
 
 
 def __dir__() -> list[str]:

@@ -149,9 +149,7 @@ def _imported(setting: str, given: str, *, hint: str, check_id: str) -> Any:
     Raises ``ClientSettingError`` (``check_id``, with ``hint``) if it cannot be imported.
     """
     try:
-        # A user's module that imports a pymongo submodule first would race another
-        # thread's first use of the driver: the whole driver first, under its lock.
-        driver.pymongo  # noqa: B018
+        driver.import_all()  # the user's module may import a pymongo submodule first
         return import_string(given)
     except ImportError as e:
         raise ClientSettingError(

@@ -144,16 +144,21 @@ def pause_then_load(server: ChildProcess, key: str, timeout: float) -> Outcome:
     return Outcome(ok, load_seconds, len(failures), error)
 
 
+def new_session_key() -> str:
+    """Create a session holding {"n": 1}; return its key."""
+    session = SessionStore()
+    session["n"] = 1
+    session.create()
+    return session.session_key or ""
+
+
 @pytest.mark.slow
 @pytest.mark.parametrize("timeout", [1, 2, 5])
 def test_the_first_load_after_a_hung_server_resumes_succeeds(
     timeout: int, settings: Any, paused_server: ChildProcess, on_own_server: str
 ) -> None:
     settings.MONGO_SESSIONS_TIMEOUT = timeout
-    session = SessionStore()
-    session["n"] = 1
-    session.create()
-    key = session.session_key or ""
+    key = new_session_key()
     outcomes = []
     for _ in range(TRIALS):
         wait_until_loads_work(key)
@@ -176,10 +181,7 @@ def step_down(mongo_client: pymongo.MongoClient[Any], settings: Any) -> Iterator
 
 def test_loads_work_again_a_second_after_a_step_down(step_down: FailCommand, settings: Any) -> None:
     settings.MONGO_SESSIONS_TIMEOUT = 1
-    session = SessionStore()
-    session["n"] = 1
-    session.create()
-    key = session.session_key or ""
+    key = new_session_key()
     saves, back = [], []
     for trial in range(TRIALS):
         step_down.arm(
@@ -250,10 +252,7 @@ def replica_set(mongo_client: pymongo.MongoClient[Any], monkeypatch: pytest.Monk
 
 def test_a_client_that_lost_every_server_is_replaced(replica_set: None, settings: Any) -> None:
     settings.MONGO_SESSIONS_TIMEOUT = 1
-    session = SessionStore()
-    session["n"] = 1
-    session.create()
-    key = session.session_key or ""
+    key = new_session_key()
     lost = connection.get_target().client
     lose_every_server(lost)
     with pytest.raises(SessionStoreUnavailable):

@@ -17,14 +17,13 @@ SIGNED, DOCUMENT = "signed", "document"
 def format_problems() -> list[Problem]:
     """Return the problems of MONGO_SESSIONS_FORMAT with SESSION_SERIALIZER, and of
     MONGO_SESSIONS_COMPRESS_MIN_LENGTH."""
+    problems = [compress_problem(conf.MONGO_SESSIONS_COMPRESS_MIN_LENGTH)]
     try:
         serializer = import_string(conf.SESSION_SERIALIZER)
     except ImportError:
-        # Django itself fails on it first; nothing to say about the format.
-        problem = compress_problem(conf.MONGO_SESSIONS_COMPRESS_MIN_LENGTH)
-        return [] if problem is None else [problem]
-    problems = [compress_problem(conf.MONGO_SESSIONS_COMPRESS_MIN_LENGTH)]
-    problems.append(format_problem(conf.MONGO_SESSIONS_FORMAT, serializer))
+        pass  # Django itself fails on it first; nothing to say about the format
+    else:
+        problems.append(format_problem(conf.MONGO_SESSIONS_FORMAT, serializer))
     return [problem for problem in problems if problem is not None]
 
 
